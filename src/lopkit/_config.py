@@ -1,0 +1,161 @@
+"""Typed, validated configuration dataclasses.
+
+Every config in lopkit is a frozen dataclass whose fields carry their defaults (taken from
+the source paper, cited in the class docstring) and a ``help`` string in the field
+metadata. Overrides come as ``{name: value}`` with values either typed or strings (from
+``--set key=value``); unknown names are errors, never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from typing import Any
+
+from lopkit._errors import ConfigError
+
+
+def field(default: Any, help: str, **checks: Any) -> Any:
+    """A dataclass field with a help string and optional checks.
+
+    Checks: ``positive=True`` (> 0), ``nonnegative=True`` (>= 0), ``choices=(...)``,
+    ``unit_interval=True`` (0 <= x <= 1), ``open_unit=True`` (0 <= x < 1).
+    """
+    if isinstance(default, list | dict | set):
+        raise TypeError("mutable defaults are not allowed; use a tuple")
+    return dataclasses.field(default=default, metadata={"help": help, **checks})
+
+
+def _suggest(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(kind: str, name: str, valid: typing.Iterable[str]) -> ConfigError:
+    """The error for a name that is not one of ``valid``: names it and lists the choices."""
+    valid = sorted(valid)
+    return ConfigError(
+        f"unknown {kind} {name!r}{_suggest(name, valid)}; valid {kind}s: {', '.join(valid)}"
+    )
+
+
+def _coerce(cls_name: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
+    where = f"{cls_name}.{f.name}" if cls_name else f.name
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        hint = args[0]
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        (elem,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
+        if isinstance(value, str):
+            items = [v for v in value.strip("()[] ").split(",") if v.strip()]
+        else:
+            items = list(value)
+        return tuple(_scalar(where, elem, v) for v in items)
+    return _scalar(where, hint, value)
+
+
+def _scalar(where: str, hint: Any, value: Any) -> Any:
+    try:
+        if hint is bool:
+            if isinstance(value, str):
+                low = value.strip().lower()
+                if low in ("true", "1", "yes", "on"):
+                    return True
+                if low in ("false", "0", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, bool | int):
+                return bool(value)
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str):
+                number = float(value.strip().replace("_", ""))
+            else:
+                number = float(value)
+            if not number.is_integer():
+                raise ValueError
+            return int(number)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            number = float(value.strip()) if isinstance(value, str) else float(value)
+            if math.isnan(number):
+                raise ValueError
+            return number
+        if hint is str:
+            return str(value)
+    except (TypeError, ValueError):
+        kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, hint)
+        raise ConfigError(f"{where} must be {kind}, got {value!r}") from None
+    return value
+
+
+def _check(where: str, f: dataclasses.Field, value: Any) -> None:
+    meta = f.metadata
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if v is None:
+            continue
+        if meta.get("positive") and not v > 0:
+            raise ConfigError(f"{where} must be > 0, got {v!r}")
+        if meta.get("nonnegative") and not v >= 0:
+            raise ConfigError(f"{where} must be >= 0, got {v!r}")
+        if meta.get("unit_interval") and not 0 <= v <= 1:
+            raise ConfigError(f"{where} must be in [0, 1], got {v!r}")
+        if meta.get("open_unit") and not 0 <= v < 1:
+            raise ConfigError(f"{where} must be in [0, 1), got {v!r}")
+        if "choices" in meta and v not in meta["choices"]:
+            raise ConfigError(
+                f"{where} must be one of {', '.join(map(str, meta['choices']))}; got {v!r}"
+            )
+
+
+def validate(config: Any) -> Any:
+    """Check every field of a config dataclass against its declared checks; return it."""
+    name = type(config).__name__
+    for f in dataclasses.fields(config):
+        _check(f"{name}.{f.name}", f, getattr(config, f.name))
+    post = getattr(config, "check", None)
+    if post is not None:
+        post()
+    return config
+
+
+def build(cls: type, overrides: dict[str, Any] | None = None, prefix: str = "") -> Any:
+    """Make ``cls`` from its defaults and ``overrides`` (typed or string values), validated.
+
+    Raises ConfigError naming an unknown key (with the valid keys) or an invalid value.
+    """
+    overrides = dict(overrides or {})
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            valid = [prefix + k for k in fields]
+            raise unknown_name("setting", prefix + key, valid)
+        kwargs[key] = _coerce(prefix.rstrip(".") or cls.__name__, fields[key], value, hints[key])
+    return validate(cls(**kwargs))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A plain dict of a config (tuples as lists), for YAML."""
+    out = {}
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(key, default, help) for every field of ``cls``."""
+    return [(prefix + f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]

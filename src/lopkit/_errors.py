@@ -1,0 +1,9 @@
+"""Errors that lopkit reports to users as clear messages (no traceback)."""
+
+
+class LopkitError(Exception):
+    """Base class for errors caused by user input; the CLI prints them and exits 2."""
+
+
+class ConfigError(LopkitError, ValueError):
+    """An unknown name or an invalid value in a configuration."""

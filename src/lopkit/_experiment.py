@@ -1,0 +1,227 @@
+"""An experiment: a benchmark, a composed method and the run's settings, resolved and run.
+
+``make_experiment("scr", "cbp+l2", {"lr": "0.003", "cbp.replacement_rate": "1e-4"},
+seeds=30, steps=1_000_000)`` validates everything up front (unknown names and bad values
+are errors before anything is written), and :func:`run_experiment` writes the run
+directory of DESIGN §6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lopkit import _config
+from lopkit._config import field
+from lopkit._errors import ConfigError, LopkitError
+from lopkit.benchmarks import get_benchmark, make_optimizer
+from lopkit.engine import _probes
+from lopkit.engine._learner import Learner
+from lopkit.engine._program import Program
+from lopkit.engine._runner import execute
+from lopkit.methods import Context, compose, parse_method, remedy_configs
+from lopkit.results import read_config, write_config
+
+CONFIG_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """How long, how many seeds, what to record, how to chunk (not what is learned)."""
+
+    seeds: int = field(10, "number of independent seeds run as one program", positive=True)
+    first_seed: int = field(0, "id of the first seed (seeds first_seed … first_seed+seeds−1)", nonnegative=True)
+    base_seed: int = field(0, "root of every seed's randomness", nonnegative=True)
+    steps: int = field(100_000, "steps per seed (a multiple of bin_size)", positive=True)
+    bin_size: int = field(10_000, "steps per reported error bin", positive=True)
+    block_size: int = field(0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True)
+    metrics: tuple[str, ...] = field(_probes.DEFAULT_PROBES, "probes recorded on the probe batch")
+    metrics_every: int = field(10_000, "steps between probe snapshots (a multiple of bin_size; 0: none)", nonnegative=True)
+    probe_size: int = field(2_000, "examples in the probe batch", positive=True)
+    chunk_bins: int = field(0, "bins per compiled call (0: auto, about 1e7 seed-steps)", nonnegative=True)
+    checkpoint_every: int = field(1, "chunks between checkpoints", positive=True)
+
+    def check(self) -> None:
+        if self.steps % self.bin_size:
+            raise ConfigError(f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})")
+        if self.block_size and self.bin_size % self.block_size:
+            raise ConfigError(f"block_size ({self.block_size}) must divide bin_size ({self.bin_size})")
+        if self.metrics_every % self.bin_size:
+            raise ConfigError(
+                f"metrics_every ({self.metrics_every}) must be a multiple of bin_size ({self.bin_size})"
+            )
+        _probes.resolve(self.metrics)
+
+    def resolved(self) -> RunConfig:
+        """Autos filled in: block_size, chunk_bins, canonical metric names."""
+        block = self.block_size or max(d for d in range(1, min(self.bin_size, 1000) + 1) if self.bin_size % d == 0)
+        chunk = self.chunk_bins or max(1, min(self.steps // self.bin_size, 10**7 // (self.bin_size * self.seeds)))
+        metrics = _probes.resolve(self.metrics)
+        return dataclasses.replace(self, block_size=block, chunk_bins=chunk, metrics=metrics)
+
+
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+# Settings that change how a run is executed but not what any seed computes.
+EXECUTION_ONLY = {"chunk_bins", "checkpoint_every"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    benchmark: Any
+    config: Any
+    method_names: tuple[str, ...]
+    remedy_configs: tuple[Any, ...]
+    run: RunConfig
+
+    @property
+    def method(self) -> str:
+        return "+".join(self.method_names)
+
+    def build(self) -> tuple[Program, str]:
+        """The compiled program and the name of the benchmark's error metric."""
+        problem = self.benchmark.build(self.config)
+        draft = problem.make_network(problem.network)
+        lr = problem.optimizer["lr"]
+        method = compose(list(self.method_names), self.remedy_configs, Context(draft, lr))
+        network = method.merged("architecture", problem.network)
+        net = problem.make_network(network)
+        optimizer = method.merged("optimizer", problem.optimizer)
+        method = compose(list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"]))
+        learner = Learner(net, problem.loss_fn, problem.error_fn, method, method.transformation(make_optimizer(optimizer)))
+        program = Program(
+            stream=problem.stream,
+            learner=learner,
+            base_seed=self.run.base_seed,
+            bin_size=self.run.bin_size,
+            block_size=self.run.block_size,
+            probes=self.run.metrics,
+            probe_size=self.run.probe_size,
+            metrics_every=self.run.metrics_every,
+        )
+        return program, problem.error_name
+
+    def resolved(self) -> dict[str, Any]:
+        """Every setting written out (config.yaml)."""
+        return {
+            "version": CONFIG_VERSION,
+            "benchmark": self.benchmark.name,
+            "method": self.method,
+            "benchmark_config": _config.to_dict(self.config),
+            "remedies": {n: _config.to_dict(c) for n, c in zip(self.method_names, self.remedy_configs, strict=True)},
+            "run": _config.to_dict(self.run),
+        }
+
+    @property
+    def seed_ids(self) -> np.ndarray:
+        return np.arange(self.run.first_seed, self.run.first_seed + self.run.seeds, dtype=np.int32)
+
+
+def split_settings(
+    settings: dict[str, Any], benchmark_fields: set[str]
+) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Route ``--set`` keys: ``remedy.key`` → remedy, benchmark keys, run keys; else error."""
+    bench, remedies, run = {}, {}, {}
+    for key, value in settings.items():
+        if "." in key:
+            remedy, _, sub = key.partition(".")
+            remedies.setdefault(remedy, {})[sub] = value
+        elif key in benchmark_fields:
+            bench[key] = value
+        elif key in RUN_FIELDS:
+            run[key] = value
+        else:
+            raise _config.unknown_name(
+                "setting", key, sorted(benchmark_fields | RUN_FIELDS) + ["<remedy>.<setting>"]
+            )
+    return bench, remedies, run
+
+
+def make_experiment(
+    benchmark: str, method: str = "backprop", settings: dict[str, Any] | None = None, **run: Any
+) -> Experiment:
+    """Validate and resolve an experiment. ``run`` takes RunConfig fields (seeds=, steps=…)."""
+    bench = get_benchmark(benchmark)
+    names = parse_method(method)
+    fields = {f.name for f in dataclasses.fields(bench.config)}
+    bench_settings, remedy_settings, run_settings = split_settings(dict(settings or {}), fields)
+    config = _config.build(bench.config, bench_settings)
+    configs = remedy_configs(names, remedy_settings, bench.remedy_defaults)
+    run_values = {**bench.run_defaults, **run_settings, **{k: v for k, v in run.items() if v is not None}}
+    run_config = _config.build(RunConfig, run_values).resolved()
+    experiment = Experiment(bench, config, tuple(names), configs, run_config)
+    experiment.build()  # refuse invalid combinations before anything is written
+    return experiment
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b and key not in EXECUTION_ONLY:
+            out.append(f"{prefix}{key}: {a!r} (saved) vs {b!r} (now)")
+    return out
+
+
+def prepare_run_dir(out: str | Path, experiment: Experiment, resume: bool, overwrite: bool) -> bool:
+    """Check/prepare the output directory; returns True when resuming a started run.
+
+    An existing run is never overwritten silently: it needs ``resume`` or ``overwrite``.
+    """
+    out = Path(out)
+    exists = out.exists() and any(out.iterdir())
+    if resume and overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    if resume:
+        if not (out / "config.yaml").exists():
+            raise LopkitError(f"cannot resume: {out} holds no run (no config.yaml)")
+        diffs = _differences(read_config(out), experiment.resolved())
+        if diffs:
+            raise ConfigError("cannot resume with a different configuration:\n  " + "\n  ".join(diffs))
+        return True
+    if exists:
+        if not overwrite:
+            raise LopkitError(
+                f"output directory {out} exists and is not empty; "
+                "use --resume to continue it or --overwrite to replace it"
+            )
+        if not (out / "config.yaml").exists():
+            raise LopkitError(f"refusing to overwrite {out}: it is not a lopkit run directory")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, experiment.resolved())
+    return False
+
+
+def run_experiment(
+    experiment: Experiment,
+    out: str | Path,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+    stop_after_chunks: int | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) an experiment into ``out``; returns the runner's summary."""
+    resuming = prepare_run_dir(out, experiment, resume, overwrite)
+    if resuming and (Path(out) / "metrics.parquet").exists():
+        return {"finished": True, "seconds": 0.0, "bins_run": 0, "seed_steps_per_second": math.nan}
+    program, error_name = experiment.build()
+    r = experiment.run
+    return execute(
+        program,
+        experiment.seed_ids,
+        r.steps // r.bin_size,
+        out,
+        chunk_bins=r.chunk_bins,
+        checkpoint_every=r.checkpoint_every,
+        resume=resuming,
+        progress=progress,
+        error_name=error_name,
+        stop_after_chunks=stop_after_chunks,
+    )

@@ -1,0 +1,25 @@
+"""Benchmarks: continual problems with their learners, by name."""
+
+from lopkit._config import unknown_name
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, make_optimizer
+from lopkit.benchmarks._scr import SCR, SCRConfig
+
+BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (SCR,)}
+
+
+def get_benchmark(name: str) -> Benchmark:
+    if name not in BENCHMARKS:
+        raise unknown_name("benchmark", name, BENCHMARKS)
+    return BENCHMARKS[name]
+
+
+__all__ = [
+    "BENCHMARKS",
+    "SCR",
+    "Benchmark",
+    "OptimizerConfig",
+    "Problem",
+    "SCRConfig",
+    "get_benchmark",
+    "make_optimizer",
+]

@@ -1,0 +1,67 @@
+"""What a benchmark provides to the engine: a stream, a network, a loss, an optimizer."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import optax
+
+from lopkit._config import field
+from lopkit._errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD (optionally with momentum) or Adam; PyTorch's conventions (Adam ε added to √v̂)."""
+
+    optimizer: str = field("sgd", "sgd or adam", choices=("sgd", "adam"))
+    lr: float = field(0.01, "step size α", positive=True)
+    momentum: float = field(0.0, "SGD momentum", open_unit=True)
+    beta1: float = field(0.9, "Adam β1", open_unit=True)
+    beta2: float = field(0.999, "Adam β2", open_unit=True)
+    eps: float = field(1e-8, "Adam ε", positive=True)
+
+
+def make_optimizer(c: dict[str, Any]) -> optax.GradientTransformation:
+    """The optimizer for a dict with the fields of :class:`OptimizerConfig`."""
+    if c["optimizer"] == "sgd":
+        return optax.sgd(c["lr"], momentum=c["momentum"] or None)
+    if c["optimizer"] == "adam":
+        return optax.adam(c["lr"], b1=c["beta1"], b2=c["beta2"], eps=c["eps"])
+    raise ConfigError(f"unknown optimizer {c['optimizer']!r}; valid: sgd, adam")
+
+
+OPTIMIZER_FIELDS = tuple(f.name for f in dataclasses.fields(OptimizerConfig))
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """A benchmark instantiated from its config.
+
+    stream: a :class:`lopkit.streams.Stream`; network: the network config as a dict (remedies
+    may change it) and ``make_network(dict) -> net``; loss_fn / error_fn: (out, y) -> scalar;
+    error_name: the reported error's metric name; optimizer: dict of OptimizerConfig fields.
+    """
+
+    stream: Any
+    network: dict[str, Any]
+    make_network: Callable[[dict[str, Any]], Any]
+    loss_fn: Callable
+    error_fn: Callable
+    error_name: str
+    optimizer: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """A registered benchmark: name, summary, typed config, build, remedy defaults."""
+
+    name: str
+    summary: str
+    source: str
+    config: type
+    build: Callable[[Any], Problem]
+    remedy_defaults: dict[str, dict[str, Any]]
+    run_defaults: dict[str, Any]

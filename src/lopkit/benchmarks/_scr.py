@@ -1,0 +1,55 @@
+"""Slowly-changing regression as a benchmark: the bit-flipping stream and a 20→5→1 learner.
+
+Defaults are the paper's (Dohare et al. 2024, Methods): ReLU, SGD α = 0.01, batch 1,
+loss (ŷ − y)² without ½, Kaiming-uniform init, zero biases, errors binned per 10,000 steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from lopkit._config import field, to_dict
+from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.engine._learner import squared_error
+from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
+from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression
+
+
+@dataclasses.dataclass(frozen=True)
+class SCRConfig(SCRStreamConfig, OptimizerConfig):
+    """Slowly-changing regression (Dohare et al. 2024): stream, learner and optimizer."""
+
+    hidden: tuple[int, ...] = field((5,), "learner hidden widths", positive=True)
+    activation: str = field("relu", "learner activation", choices=tuple(ACTIVATIONS))
+
+
+def build(c: SCRConfig) -> Problem:
+    d = to_dict(c)
+    stream_fields = {f.name for f in dataclasses.fields(SCRStreamConfig)}
+    stream = SlowlyChangingRegression(SCRStreamConfig(**{k: d[k] for k in stream_fields}))
+    network = {"sizes": (c.num_bits, *c.hidden, 1), "activation": c.activation}
+    return Problem(
+        stream=stream,
+        network=network,
+        make_network=lambda n: MLP(MLPConfig(**n)),
+        loss_fn=squared_error,
+        error_fn=squared_error,
+        error_name="mse",
+        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+    )
+
+
+SCR = Benchmark(
+    name="scr",
+    summary="slowly-changing regression (bit-flipping): 20 bits, LTU target, 20→5→1 learner",
+    source="Dohare et al. 2024 (Nature), Methods",
+    config=SCRConfig,
+    build=build,
+    # The paper's slowly-changing-regression settings for the remedies (ReLU, SGD 0.01).
+    remedy_defaults={
+        "l2": {"weight_decay": 1e-3},
+        "shrink_perturb": {"weight_decay": 1e-3, "noise_std": 1e-3},
+        "cbp": {"replacement_rate": 1e-4, "maturity_threshold": 100, "decay_rate": 0.99},
+    },
+    run_defaults={"bin_size": 10_000, "probe_size": 2_000, "metrics_every": 10_000},
+)

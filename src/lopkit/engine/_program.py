@@ -1,0 +1,168 @@
+"""The compiled multi-seed program: jit(vmap over seeds(scan over bins(scan over steps))).
+
+Time is cut into *bins* (the unit of reported error) and bins into *blocks* (the unit of
+data generation): the stream produces a block of inputs and targets at once (one matmul
+through a target network rather than one per step), and the learner is scanned over it.
+All randomness of a block is derived from the seed's keys and the block's global index,
+so what a seed computes depends on neither the number of seeds run beside it nor the
+chunking of the run (DESIGN §1: seeds are independent runs).
+
+Seed state (one seed; the engine vmaps it)::
+
+    {"learner": Learner state, "stream": stream state,
+     "keys": {"stream", "learner", "probe"}: uint32[2],
+     "prev_task": int32, "diverged_at": int32 (−1 while finite)}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lopkit.engine import _probes
+from lopkit.engine._learner import Learner
+
+_KEY_INIT, _KEY_STREAM, _KEY_LEARNER, _KEY_PROBE = 0, 1, 2, 3
+
+
+def seed_key(base_seed: int, seed: jax.Array) -> jax.Array:
+    """The root key of seed ``seed``: fold_in(PRNGKey(base_seed), seed)."""
+    return jax.random.fold_in(jax.random.PRNGKey(base_seed), seed)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+    """A stream, a learner and the run's time structure, as pure functions.
+
+    bin_size, block_size: steps per bin / per generated block (block divides bin);
+    probes: canonical probe names; probe_size: probe batch size;
+    metrics_every: take probes at the end of bins whose end step is a multiple (0: never).
+    """
+
+    stream: Any
+    learner: Learner
+    base_seed: int
+    bin_size: int
+    block_size: int
+    probes: tuple[str, ...]
+    probe_size: int
+    metrics_every: int
+
+    # ---- one seed -------------------------------------------------------------------
+    def init_seed(self, seed: jax.Array) -> dict[str, Any]:
+        root = seed_key(self.base_seed, seed)
+        keys = {
+            "stream": jax.random.fold_in(root, _KEY_STREAM),
+            "learner": jax.random.fold_in(root, _KEY_LEARNER),
+            "probe": jax.random.fold_in(root, _KEY_PROBE),
+        }
+        stream_state = self.stream.init(keys["stream"])
+        return {
+            "learner": self.learner.init(jax.random.fold_in(root, _KEY_INIT)),
+            "stream": stream_state,
+            "keys": keys,
+            "prev_task": jnp.zeros((), jnp.int32),
+            "diverged_at": jnp.full((), -1, jnp.int32),
+        }
+
+    def _block(self, state: dict[str, Any], block_index: jax.Array):
+        """Run one block of steps; returns (state, summed error over the block)."""
+        n = self.block_size
+        start = block_index * n
+        key = jax.random.fold_in(state["keys"]["stream"], block_index)
+        stream_state, block = self.stream.block(state["stream"], key, start, n)
+        step_keys = jax.random.split(jax.random.fold_in(state["keys"]["learner"], block_index), n)
+        task = block.task.astype(jnp.int32)
+        prev = jnp.concatenate([state["prev_task"][None], task[:-1]])
+        boundary = task != prev
+        steps = start + jnp.arange(n, dtype=jnp.int32)
+
+        def body(carry, inputs):
+            learner_state, diverged_at, total = carry
+            x, y, is_boundary, k, t = inputs
+            learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
+            bad = ~jnp.isfinite(loss) & (diverged_at < 0)
+            diverged_at = jnp.where(bad, t, diverged_at)
+            return (learner_state, diverged_at, total + error), None
+
+        carry = (state["learner"], state["diverged_at"], jnp.zeros((), jnp.float32))
+        (learner_state, diverged_at, total), _ = jax.lax.scan(
+            body, carry, (block.x, block.y, boundary, step_keys, steps)
+        )
+        new_state = {
+            **state,
+            "learner": learner_state,
+            "stream": stream_state,
+            "prev_task": task[-1],
+            "diverged_at": diverged_at,
+        }
+        return new_state, total
+
+    @functools.cached_property
+    def labels(self) -> list[tuple[str, str]]:
+        """The (metric, layer) label of each probe value, in order."""
+        state = jax.eval_shape(self.init_seed, jnp.zeros((), jnp.int32))
+        labels = []
+
+        def fn(s):
+            labels.extend(self._probe_values(s, jnp.zeros((), jnp.int32))[0])
+            return 0
+
+        jax.eval_shape(fn, state)
+        return labels
+
+    def _probe_values(self, state: dict[str, Any], bin_index: jax.Array):
+        key = jax.random.fold_in(state["keys"]["probe"], bin_index)
+        x = self.stream.probe(state["stream"], key, self.probe_size)
+        params = state["learner"]["params"]
+        _, trace = self.learner.net.apply(params, x)
+        layers = tuple(layer.name for layer in self.learner.net.unit_layers)
+        inputs = _probes.ProbeInputs(params, trace.pre, trace.hidden, x, layers)
+        return _probes.evaluate(self.probes, inputs)
+
+    def run_bins(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
+        """Run bins first_bin … first_bin+n_bins−1 for one seed.
+
+        Returns (state, errors ``[n_bins]`` mean error per bin, probes ``[n_bins, R]``: the
+        probe values at the end of each bin, NaN where none were taken).
+        """
+        blocks_per_bin = self.bin_size // self.block_size
+        n_labels = len(self.labels) if self.probes else 0
+
+        def bin_body(state, b):
+            def block_body(state, j):
+                return self._block(state, b * blocks_per_bin + j)
+
+            state, totals = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
+            error = totals.sum() / self.bin_size
+            if n_labels:
+                end = (b + 1) * self.bin_size
+                take = (self.metrics_every > 0) & (end % max(self.metrics_every, 1) == 0)
+                values = jax.lax.cond(
+                    take,
+                    lambda s: self._probe_values(s, b)[1],
+                    lambda s: jnp.full((n_labels,), jnp.nan, jnp.float32),
+                    state,
+                )
+            else:
+                values = jnp.zeros((0,), jnp.float32)
+            return state, (error, values)
+
+        bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
+        state, (errors, values) = jax.lax.scan(bin_body, state, bins)
+        return state, errors, values
+
+    # ---- all seeds ------------------------------------------------------------------
+    @functools.partial(jax.jit, static_argnums=0)
+    def init(self, seeds: jax.Array) -> dict[str, Any]:
+        """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere)."""
+        return jax.vmap(self.init_seed)(seeds)
+
+    @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
+    def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
+        """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R])."""
+        return jax.vmap(self.run_bins, in_axes=(0, None, None))(state, first_bin, n_bins)

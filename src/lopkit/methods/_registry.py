@@ -1,0 +1,108 @@
+"""The remedy registry and composition (``--method cbp+l2``); see ``_base`` for the rule."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optax
+
+from lopkit import _config
+from lopkit._errors import ConfigError
+from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
+from lopkit.methods._cbp import CBP
+from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
+
+REMEDIES: dict[str, Remedy] = {r.name: r for r in (BACKPROP, L2, SHRINK_PERTURB, CBP)}
+
+
+def register(remedy: Remedy) -> Remedy:
+    """Add a remedy to the registry (one line per remedy file)."""
+    REMEDIES[remedy.name] = remedy
+    return remedy
+
+
+def parse_method(method: str) -> list[str]:
+    """``"cbp+l2"`` → ``["cbp", "l2"]``, each checked against the registry."""
+    names = [n.strip() for n in method.split("+")]
+    if not method.strip() or any(not n for n in names):
+        raise ConfigError(f"method {method!r} is empty or has an empty part; e.g. 'cbp+l2'")
+    for n in names:
+        if n not in REMEDIES:
+            raise _config.unknown_name("remedy", n, REMEDIES)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"method {method!r} names a remedy twice")
+    return [n for n in names if n != "backprop"] or ["backprop"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Composed:
+    """The composed method: ordered remedy names, their configs, their parts."""
+
+    names: tuple[str, ...]
+    configs: tuple[Any, ...]
+    parts: tuple[Parts, ...]
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.names)
+
+    def merged(self, kind: str, base: dict[str, Any]) -> dict[str, Any]:
+        """Apply the remedies' architecture or optimizer changes to ``base`` (conflicts: error)."""
+        out, owner = dict(base), {}
+        for name, part in zip(self.names, self.parts, strict=True):
+            change = getattr(part, kind) or {}
+            for key, value in change.items():
+                if key in owner:
+                    raise ConfigError(
+                        f"remedies {owner[key]!r} and {name!r} both change the {kind} "
+                        f"setting {key!r}; they cannot be combined"
+                    )
+                owner[key] = name
+                out[key] = value
+        return out
+
+    def transformation(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+        """chain(gradient parts…, optimizer, update parts…)."""
+        pre = [p.gradient for p in self.parts if p.gradient is not None]
+        post = [p.update for p in self.parts if p.update is not None]
+        return optax.chain(*pre, optimizer, *post)
+
+    @property
+    def unit_rules(self) -> tuple[UnitRule, ...]:
+        return tuple(p.unit_rule for p in self.parts if p.unit_rule is not None)
+
+    @property
+    def boundary_events(self) -> tuple[BoundaryEvent, ...]:
+        return tuple(p.boundary for p in self.parts if p.boundary is not None)
+
+
+def remedy_configs(
+    names: list[str],
+    overrides: dict[str, dict[str, Any]],
+    defaults: dict[str, dict[str, Any]] | None = None,
+) -> tuple[Any, ...]:
+    """Typed configs for ``names``: the remedy's defaults, then the benchmark's, then the user's.
+
+    ``overrides`` keys must be remedies in ``names``; an override for a remedy that is not
+    part of the method is an error (it would be silently ignored otherwise).
+    """
+    for remedy_name in overrides:
+        if remedy_name not in REMEDIES:
+            raise _config.unknown_name("remedy", remedy_name, REMEDIES)
+        if remedy_name not in names:
+            raise ConfigError(
+                f"setting for remedy {remedy_name!r}, which is not in the method "
+                f"{'+'.join(names)!r}"
+            )
+    defaults = defaults or {}
+    configs = []
+    for n in names:
+        values = {**defaults.get(n, {}), **overrides.get(n, {})}
+        configs.append(_config.build(REMEDIES[n].config, values, prefix=f"{n}."))
+    return tuple(configs)
+
+
+def compose(names: list[str], configs: tuple[Any, ...], ctx: Context) -> Composed:
+    parts = tuple(REMEDIES[n].build(c, ctx) for n, c in zip(names, configs, strict=True))
+    return Composed(tuple(names), configs, parts)

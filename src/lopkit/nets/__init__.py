@@ -1,0 +1,20 @@
+"""Networks as pure functions of parameter pytrees, with explicit units."""
+
+from lopkit.nets._activations import ACTIVATIONS, GAINS, kaiming_uniform_bound
+from lopkit.nets._mlp import MLP, MLPConfig, Trace
+from lopkit.nets._units import UnitLayer, get, map_param_trees, replace, reset_units, zero_units
+
+__all__ = [
+    "ACTIVATIONS",
+    "GAINS",
+    "MLP",
+    "MLPConfig",
+    "Trace",
+    "UnitLayer",
+    "get",
+    "kaiming_uniform_bound",
+    "map_param_trees",
+    "replace",
+    "reset_units",
+    "zero_units",
+]

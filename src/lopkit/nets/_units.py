@@ -1,0 +1,145 @@
+"""Units: the structure every unit-level remedy and probe works through.
+
+A hidden *unit* of a network is a slice across several parameter arrays: its incoming
+weights, its bias, optional per-unit parameters (e.g. a LayerNorm scale), and its
+outgoing weights in the next layer. A network declares one :class:`UnitLayer` per hidden
+layer; remedies such as continual backprop reset unit ``i`` of layer ``l`` through it,
+without knowing the architecture, and find the optimizer state of those weights by the
+same pytree path (never by position).
+
+Conventions: the unit axis is the LAST axis of incoming weights (``[fan_in, units]`` or a
+conv kernel ``[h, w, c_in, units]``), of biases and of per-unit parameters. Outgoing
+weights are ``[out_group * units, ...]``: row ``p * units + i`` belongs to unit ``i`` for
+each of ``out_group`` groups (1 for a dense layer, 2 for CReLU's [relu(z), relu(−z)],
+height × width for a conv layer flattened into a dense one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+Path = tuple[str, ...]
+Params = dict[str, Any]
+
+
+class UnitLayer(NamedTuple):
+    """The parameters that make up the units of one hidden layer.
+
+    Attributes:
+      name: the layer's name, e.g. ``"hidden_0"`` (also its key in activation traces).
+      units: number of units.
+      incoming: path of the incoming weight, unit axis last.
+      bias: path of the bias ``[units]``.
+      outgoing: path of the next layer's weight; rows index units. When the next layer
+        reads a flattened ``[positions, units]`` map (conv → fc), ``out_group`` is the
+        number of positions and the rows of unit ``i`` are ``p * units + i``.
+      init_bound: bound b of the U(−b, b) distribution fresh incoming weights come from.
+      extra: paths of per-unit parameters ``[units]`` reset to ``extra_reset`` values.
+      extra_reset: the value each ``extra`` parameter gets on reset (e.g. 1 for a scale).
+      out_group: see ``outgoing``.
+    """
+
+    name: str
+    units: int
+    incoming: Path
+    bias: Path
+    outgoing: Path
+    init_bound: float
+    extra: tuple[Path, ...] = ()
+    extra_reset: tuple[float, ...] = ()
+    out_group: int = 1
+
+
+def get(tree: Params, path: Path) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def replace(tree: Params, path: Path, value: Any) -> Params:
+    """A copy of nested dict ``tree`` with ``path`` set to ``value`` (shallow copies)."""
+    if not path:
+        return value
+    out = dict(tree)
+    out[path[0]] = replace(tree[path[0]], path[1:], value)
+    return out
+
+
+def _set_last(array: jax.Array, idx: jax.Array, active: jax.Array, new: jax.Array) -> jax.Array:
+    """array[..., idx[j]] = new[..., j] where active[j]."""
+    old = array[..., idx]
+    return array.at[..., idx].set(jnp.where(active, new, old))
+
+
+def _set_rows(
+    array: jax.Array, layer: UnitLayer, idx: jax.Array, active: jax.Array, value: float
+) -> jax.Array:
+    """Outgoing rows of units idx[j] (where active[j]) set to ``value``."""
+    shape = array.shape
+    grouped = array.reshape((layer.out_group, layer.units) + shape[1:])
+    old = grouped[:, idx]
+    mask = active.reshape((1, -1) + (1,) * (len(shape) - 1))
+    grouped = grouped.at[:, idx].set(jnp.where(mask, value, old))
+    return grouped.reshape(shape)
+
+
+def reset_units(
+    params: Params,
+    layer: UnitLayer,
+    idx: jax.Array,
+    active: jax.Array,
+    fresh_incoming: jax.Array | None,
+) -> Params:
+    """Reset units ``idx[j]`` (where ``active[j]``) of ``layer``.
+
+    Incoming weights ← ``fresh_incoming[..., j]`` (or 0 when None), bias ← 0, per-unit
+    extras ← their reset values, outgoing weights ← 0.
+
+    Args:
+      idx: int ``[k]`` unit indices (distinct).
+      active: bool ``[k]``: which of the k slots really reset.
+      fresh_incoming: ``[*incoming.shape[:-1], k]`` new incoming weights.
+    """
+    w = get(params, layer.incoming)
+    new_w = jnp.zeros(w.shape[:-1] + idx.shape, w.dtype) if fresh_incoming is None else fresh_incoming
+    params = replace(params, layer.incoming, _set_last(w, idx, active, new_w))
+    b = get(params, layer.bias)
+    params = replace(params, layer.bias, _set_last(b, idx, active, jnp.zeros(idx.shape, b.dtype)))
+    for path, value in zip(layer.extra, layer.extra_reset, strict=True):
+        e = get(params, path)
+        params = replace(params, path, _set_last(e, idx, active, jnp.full(idx.shape, value, e.dtype)))
+    out = get(params, layer.outgoing)
+    return replace(params, layer.outgoing, _set_rows(out, layer, idx, active, 0.0))
+
+
+def zero_units(tree: Params, layer: UnitLayer, idx: jax.Array, active: jax.Array) -> Params:
+    """Zero every entry of units idx (where active) in a params-shaped tree (e.g. Adam moments)."""
+    tree = reset_units(tree, layer, idx, active, None)
+    for path in layer.extra:  # moments of extras go to 0, not to the parameter's reset value
+        e = get(tree, path)
+        tree = replace(tree, path, _set_last(e, idx, active, jnp.zeros(idx.shape, e.dtype)))
+    return tree
+
+
+def map_param_trees(fn: Callable[[Params], Params], opt_state: Any, params: Params) -> Any:
+    """Apply ``fn`` to every params-shaped subtree of an optimizer state.
+
+    Optimizer moments (Adam's ``mu`` and ``nu``, momentum traces) are stored as trees with
+    the same structure as the parameters; they are found by that structure, so a unit's
+    moments are addressed through the same paths as its weights.
+    """
+    treedef = jax.tree_util.tree_structure(params)
+    shapes = [x.shape for x in jax.tree_util.tree_leaves(params)]
+
+    def is_params(node: Any) -> bool:
+        if not isinstance(node, dict) or jax.tree_util.tree_structure(node) != treedef:
+            return False
+        return [x.shape for x in jax.tree_util.tree_leaves(node)] == shapes
+
+    return jax.tree_util.tree_map(
+        lambda n: fn(n) if is_params(n) else n, opt_state, is_leaf=is_params
+    )

@@ -1,0 +1,40 @@
+"""The stream protocol: a continual problem, generated or indexed inside the compiled program.
+
+A stream is pure. The engine calls, for one seed (the seed axis never appears here):
+
+* ``init(key) -> state``: the seed's problem (target network, permutations, class order…).
+* ``block(state, key, start, n) -> (state, Block)``: the data of steps ``start … start+n−1``.
+  ``key`` is derived from the seed and the block's index, so the data of a step depend
+  only on the seed and the step, never on how the run is chunked.
+* ``probe(state, key, size) -> x``: a probe batch of the current task, for diagnostics.
+
+``start`` is a traced int scalar (the same for all seeds); ``n`` and ``size`` are static.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Protocol
+
+import jax
+
+
+class Block(NamedTuple):
+    """The data for ``n`` consecutive steps.
+
+    x: ``[n, batch, *input_shape]`` inputs; y: ``[n, batch, *target_shape]`` targets;
+    task: int ``[n]`` the task each step belongs to (a change of task is a task boundary).
+    """
+
+    x: jax.Array
+    y: jax.Array
+    task: jax.Array
+
+
+class Stream(Protocol):
+    batch_size: int
+
+    def init(self, key: jax.Array) -> Any: ...
+
+    def block(self, state: Any, key: jax.Array, start: jax.Array, n: int) -> tuple[Any, Block]: ...
+
+    def probe(self, state: Any, key: jax.Array, size: int) -> jax.Array: ...

@@ -1,0 +1,129 @@
+"""Slowly-changing regression (the bit-flipping problem) of Dohare et al. (2024).
+
+Input: m bits. The first f are *flipping* bits, constant for T steps; the other m − f are
+i.i.d. uniform every step. Every T steps (at steps T, 2T, …) the flipping bits change:
+``flip_one=True`` flips one of them chosen uniformly (the paper's text);
+``flip_one=False`` redraws all f uniformly (the official code's default).
+
+Target: a fixed network m → H → 1 of linear threshold units (LTUs), every weight and bias
+uniformly ±1. Hidden unit i outputs 1 when its pre-activation Σ_j w_ji x_j + b_i exceeds
+θ_i = β·(m + 1) − S_i, with S_i the number of negative weights among its m input weights
+and its bias; else 0. The target is y = Σ_i v_i φ_i, with output weights v_i = ±1 and no
+output bias.
+
+References:
+  Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. Loss of plasticity in deep
+  continual learning. Nature 632, 768–774 (2024), Methods "Slowly-changing regression".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from lopkit._config import field
+from lopkit._errors import ConfigError
+from lopkit.streams._base import Block
+
+
+@dataclasses.dataclass(frozen=True)
+class SCRStreamConfig:
+    """Slowly-changing regression; defaults are the paper's (Dohare et al. 2024)."""
+
+    num_bits: int = field(20, "m: input bits", positive=True)
+    flipping_bits: int = field(15, "f: slowly-changing bits (the first f inputs)", positive=True)
+    flip_period: int = field(10_000, "T: steps between changes of the flipping bits", positive=True)
+    flip_one: bool = field(False, "flip one bit per change (paper text) instead of redrawing all")
+    target_hidden: int = field(100, "LTUs in the target network", positive=True)
+    beta: float = field(0.7, "β of the LTU thresholds θ_i = β(m+1) − S_i", unit_interval=True)
+    batch_size: int = field(1, "examples per step", positive=True)
+
+    def check(self) -> None:
+        if self.flipping_bits > self.num_bits:
+            raise ConfigError(
+                f"flipping_bits ({self.flipping_bits}) cannot exceed num_bits ({self.num_bits})"
+            )
+
+
+def _signs(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(jnp.float32)
+
+
+def ltu_thresholds(w: jax.Array, b: jax.Array, beta: float) -> jax.Array:
+    """θ_i = β·(m+1) − S_i, S_i = #negative entries among w[:, i] and b_i. w: [m, H], b: [H]."""
+    m = w.shape[0]
+    negatives = jnp.sum(w < 0, axis=0) + (b < 0)
+    return beta * (m + 1) - negatives.astype(jnp.float32)
+
+
+def ltu_target(target: dict[str, jax.Array], x: jax.Array) -> jax.Array:
+    """The target network's output. x: ``[..., m]`` bits → ``[..., 1]``."""
+    phi = (x @ target["w"] + target["b"] > target["theta"]).astype(jnp.float32)
+    return phi @ target["v"][:, None]
+
+
+class SlowlyChangingRegression:
+    """The stream of :class:`SCRStreamConfig` (see the module docstring)."""
+
+    def __init__(self, config: SCRStreamConfig):
+        self.config = config
+        self.batch_size = config.batch_size
+
+    def __hash__(self) -> int:
+        return hash(self.config)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SlowlyChangingRegression) and other.config == self.config
+
+    def init(self, key: jax.Array) -> dict[str, Any]:
+        c = self.config
+        kw, kb, kv, kbits = jax.random.split(key, 4)
+        w = _signs(kw, (c.num_bits, c.target_hidden))
+        b = _signs(kb, (c.target_hidden,))
+        target = {"w": w, "b": b, "v": _signs(kv, (c.target_hidden,)), "theta": ltu_thresholds(w, b, c.beta)}
+        bits = jax.random.bernoulli(kbits, 0.5, (c.flipping_bits,)).astype(jnp.float32)
+        return {"target": target, "bits": bits}
+
+    def flipping_bits(
+        self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int
+    ) -> jax.Array:
+        """The flipping bits at steps start … start+n−1, given ``bits`` before ``start``.
+
+        Returns ``[n, f]``. A change happens at every step t > 0 with t mod T = 0.
+        """
+        c = self.config
+        steps = start + jnp.arange(n)
+        change = (steps % c.flip_period == 0) & (steps > 0)
+        if c.flip_one:
+            which = jax.random.randint(key, (n,), 0, c.flipping_bits)
+            flips = jax.nn.one_hot(which, c.flipping_bits, dtype=jnp.int32) * change[:, None]
+            parity = jnp.cumsum(flips, axis=0) % 2
+            return jnp.abs(bits[None, :] - parity.astype(jnp.float32))
+        draws = jax.random.bernoulli(key, 0.5, (n, c.flipping_bits)).astype(jnp.float32)
+        last = jax.lax.cummax(jnp.where(change, jnp.arange(n), -1))
+        return jnp.where((last >= 0)[:, None], draws[jnp.maximum(last, 0)], bits[None, :])
+
+    def _inputs(self, flipping: jax.Array, key: jax.Array, batch: int) -> jax.Array:
+        """[n, f] flipping bits → [n, batch, m] inputs with fresh i.i.d. bits appended."""
+        c = self.config
+        n = flipping.shape[0]
+        free = jax.random.bernoulli(key, 0.5, (n, batch, c.num_bits - c.flipping_bits))
+        fixed = jnp.broadcast_to(flipping[:, None, :], (n, batch, c.flipping_bits))
+        return jnp.concatenate([fixed, free.astype(jnp.float32)], axis=-1)
+
+    def block(
+        self, state: dict[str, Any], key: jax.Array, start: jax.Array, n: int
+    ) -> tuple[dict[str, Any], Block]:
+        k_flip, k_free = jax.random.split(key)
+        flipping = self.flipping_bits(state["bits"], k_flip, start, n)
+        x = self._inputs(flipping, k_free, self.batch_size)
+        y = ltu_target(state["target"], x)
+        task = (start + jnp.arange(n)) // self.config.flip_period
+        return {**state, "bits": flipping[-1]}, Block(x, y, task)
+
+    def probe(self, state: dict[str, Any], key: jax.Array, size: int) -> jax.Array:
+        """``[size, m]`` inputs of the current task (current flipping bits, fresh free bits)."""
+        return self._inputs(state["bits"][None, :], key, size)[0]
