@@ -38,7 +38,7 @@ def unknown_name(kind: str, name: str, valid: typing.Iterable[str]) -> ConfigErr
     """The error for a name that is not one of ``valid``: names it and lists the choices."""
     valid = sorted(valid)
     return ConfigError(
-        f"unknown {kind} {name!r}{_suggest(name, valid)}; valid {kind}s: {', '.join(valid)}"
+        f"unknown {kind} {name!r}{_suggest(name, valid)}; valid choices: {', '.join(valid)}"
     )
 
 

@@ -57,8 +57,8 @@ def _per_layer_rank(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tup
 
 
 def _weights(p: ProbeInputs) -> list[tuple[str, Any]]:
-    per = metrics.weight_magnitude_per_layer(p.params)
-    return [(k, v) for k, v in per.items()] + [("", metrics.weight_magnitude(p.params))]
+    per = metrics.weight_magnitude_per_layer(p.params)  # keys "layer/w"
+    return [(k.split("/")[0], v) for k, v in per.items()] + [("", metrics.weight_magnitude(p.params))]
 
 
 PROBES: dict[str, Probe] = {}

@@ -1,0 +1,64 @@
+"""Plasticity diagnostics: pure functions on activations, parameters and optimizer state.
+
+Written for one seed (the engine vmaps over seeds); jit- and vmap-able; inputs may be any
+array ``jnp.asarray`` accepts. Definitions, defaults and sources: docs/metrics.md and
+DESIGN.md section 3.
+"""
+
+from lopkit.metrics._curvature import sharpness
+from lopkit.metrics._ntk import ntk_gram, ntk_summary
+from lopkit.metrics._probe import adam_moment_norms, plasticity_probe
+from lopkit.metrics._rank import (
+    approximate_rank,
+    effective_rank,
+    feature_rank,
+    singular_values,
+    srank,
+    stable_rank_classic,
+)
+from lopkit.metrics._units import (
+    SATURATION_THRESHOLDS,
+    as_units,
+    dead_fraction,
+    dormant_fraction,
+    dormant_scores,
+    inactive_fraction,
+    linear_fraction,
+    saturated_fraction,
+)
+from lopkit.metrics._weights import (
+    distance_from_init,
+    grad_norm,
+    param_norm,
+    path_str,
+    weight_magnitude,
+    weight_magnitude_per_layer,
+)
+
+__all__ = [
+    "SATURATION_THRESHOLDS",
+    "adam_moment_norms",
+    "approximate_rank",
+    "as_units",
+    "dead_fraction",
+    "distance_from_init",
+    "dormant_fraction",
+    "dormant_scores",
+    "effective_rank",
+    "feature_rank",
+    "grad_norm",
+    "inactive_fraction",
+    "linear_fraction",
+    "ntk_gram",
+    "ntk_summary",
+    "param_norm",
+    "path_str",
+    "plasticity_probe",
+    "saturated_fraction",
+    "sharpness",
+    "singular_values",
+    "srank",
+    "stable_rank_classic",
+    "weight_magnitude",
+    "weight_magnitude_per_layer",
+]
