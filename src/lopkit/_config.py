@@ -158,4 +158,6 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
     """(key, default, help) for every field of ``cls``."""
-    return [(prefix + f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)]
+    return [
+        (prefix + f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)
+    ]

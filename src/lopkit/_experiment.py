@@ -35,32 +35,49 @@ class RunConfig:
     """How long, how many seeds, what to record, how to chunk (not what is learned)."""
 
     seeds: int = field(10, "number of independent seeds run as one program", positive=True)
-    first_seed: int = field(0, "id of the first seed (seeds first_seed … first_seed+seeds−1)", nonnegative=True)
+    first_seed: int = field(
+        0, "id of the first seed (seeds first_seed … first_seed+seeds−1)", nonnegative=True
+    )
     base_seed: int = field(0, "root of every seed's randomness", nonnegative=True)
     steps: int = field(100_000, "steps per seed (a multiple of bin_size)", positive=True)
     bin_size: int = field(10_000, "steps per reported error bin", positive=True)
-    block_size: int = field(0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True)
+    block_size: int = field(
+        0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True
+    )
     metrics: tuple[str, ...] = field(_probes.DEFAULT_PROBES, "probes recorded on the probe batch")
-    metrics_every: int = field(10_000, "steps between probe snapshots (a multiple of bin_size; 0: none)", nonnegative=True)
+    metrics_every: int = field(
+        10_000, "steps between probe snapshots (a multiple of bin_size; 0: none)", nonnegative=True
+    )
     probe_size: int = field(2_000, "examples in the probe batch", positive=True)
-    chunk_bins: int = field(0, "bins per compiled call (0: auto, about 1e7 seed-steps)", nonnegative=True)
+    chunk_bins: int = field(
+        0, "bins per compiled call (0: auto, about 1e7 seed-steps)", nonnegative=True
+    )
     checkpoint_every: int = field(1, "chunks between checkpoints", positive=True)
 
     def check(self) -> None:
         if self.steps % self.bin_size:
-            raise ConfigError(f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})")
+            raise ConfigError(
+                f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})"
+            )
         if self.block_size and self.bin_size % self.block_size:
-            raise ConfigError(f"block_size ({self.block_size}) must divide bin_size ({self.bin_size})")
+            raise ConfigError(
+                f"block_size ({self.block_size}) must divide bin_size ({self.bin_size})"
+            )
         if self.metrics_every % self.bin_size:
             raise ConfigError(
-                f"metrics_every ({self.metrics_every}) must be a multiple of bin_size ({self.bin_size})"
+                f"metrics_every ({self.metrics_every}) must be a multiple of "
+                f"bin_size ({self.bin_size})"
             )
         _probes.resolve(self.metrics)
 
     def resolved(self) -> RunConfig:
         """Autos filled in: block_size, chunk_bins, canonical metric names."""
-        block = self.block_size or max(d for d in range(1, min(self.bin_size, 1000) + 1) if self.bin_size % d == 0)
-        chunk = self.chunk_bins or max(1, min(self.steps // self.bin_size, 10**7 // (self.bin_size * self.seeds)))
+        block = self.block_size or max(
+            d for d in range(1, min(self.bin_size, 1000) + 1) if self.bin_size % d == 0
+        )
+        chunk = self.chunk_bins or max(
+            1, min(self.steps // self.bin_size, 10**7 // (self.bin_size * self.seeds))
+        )
         metrics = _probes.resolve(self.metrics)
         return dataclasses.replace(self, block_size=block, chunk_bins=chunk, metrics=metrics)
 
@@ -91,8 +108,16 @@ class Experiment:
         network = method.merged("architecture", problem.network)
         net = problem.make_network(network)
         optimizer = method.merged("optimizer", problem.optimizer)
-        method = compose(list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"]))
-        learner = Learner(net, problem.loss_fn, problem.error_fn, method, method.transformation(make_optimizer(optimizer)))
+        method = compose(
+            list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"])
+        )
+        learner = Learner(
+            net,
+            problem.loss_fn,
+            problem.error_fn,
+            method,
+            method.transformation(make_optimizer(optimizer)),
+        )
         program = Program(
             stream=problem.stream,
             learner=learner,
@@ -112,7 +137,10 @@ class Experiment:
             "benchmark": self.benchmark.name,
             "method": self.method,
             "benchmark_config": _config.to_dict(self.config),
-            "remedies": {n: _config.to_dict(c) for n, c in zip(self.method_names, self.remedy_configs, strict=True)},
+            "remedies": {
+                n: _config.to_dict(c)
+                for n, c in zip(self.method_names, self.remedy_configs, strict=True)
+            },
             "run": _config.to_dict(self.run),
         }
 
@@ -151,7 +179,11 @@ def make_experiment(
     bench_settings, remedy_settings, run_settings = split_settings(dict(settings or {}), fields)
     config = _config.build(bench.config, bench_settings)
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults)
-    run_values = {**bench.run_defaults, **run_settings, **{k: v for k, v in run.items() if v is not None}}
+    run_values = {
+        **bench.run_defaults,
+        **run_settings,
+        **{k: v for k, v in run.items() if v is not None},
+    }
     run_config = _config.build(RunConfig, run_values).resolved()
     experiment = Experiment(bench, config, tuple(names), configs, run_config)
     experiment.build()  # refuse invalid combinations before anything is written
@@ -183,7 +215,9 @@ def prepare_run_dir(out: str | Path, experiment: Experiment, resume: bool, overw
             raise LopkitError(f"cannot resume: {out} holds no run (no config.yaml)")
         diffs = _differences(read_config(out), experiment.resolved())
         if diffs:
-            raise ConfigError("cannot resume with a different configuration:\n  " + "\n  ".join(diffs))
+            raise ConfigError(
+                "cannot resume with a different configuration:\n  " + "\n  ".join(diffs)
+            )
         return True
     if exists:
         if not overwrite:

@@ -113,11 +113,15 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lopkit", description="A lab for loss of plasticity in continual learning.")
+    p = argparse.ArgumentParser(
+        prog="lopkit", description="A lab for loss of plasticity in continual learning."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("list", help="benchmarks, remedies and metrics, with one-line descriptions")
-    s.add_argument("what", nargs="?", default="all", choices=("all", "benchmarks", "remedies", "metrics"))
+    s.add_argument(
+        "what", nargs="?", default="all", choices=("all", "benchmarks", "remedies", "metrics")
+    )
     s.set_defaults(fn=_cmd_list)
 
     s = sub.add_parser("run", help="run many seeds of a benchmark with a method")
@@ -128,10 +132,17 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--first-seed", type=int, help="id of the first seed")
     s.add_argument("--base-seed", type=int, help="root of all randomness")
     s.add_argument("--bin-size", type=int, help="steps per reported error bin")
-    s.add_argument("--metrics", help="comma-separated probes (see `lopkit list metrics`); '' for none")
+    s.add_argument(
+        "--metrics", help="comma-separated probes (see `lopkit list metrics`); '' for none"
+    )
     s.add_argument("--metrics-every", type=int, help="steps between probe snapshots")
     s.add_argument("--checkpoint-every", type=int, help="chunks between checkpoints")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="any setting, e.g. lr=0.003 or cbp.replacement_rate=1e-4")
+    s.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="any setting, e.g. lr=0.003 or cbp.replacement_rate=1e-4",
+    )
     s.add_argument("--out", help="run directory (default runs/<benchmark>-<method>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -159,7 +170,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("data", help="local data sets")
     dsub = s.add_subparsers(dest="data_command", required=True)
-    c = dsub.add_parser("check", help="which data sets are present, and how to get the missing ones")
+    c = dsub.add_parser(
+        "check", help="which data sets are present, and how to get the missing ones"
+    )
     c.add_argument("--data-dir", help="data root (default $LOPKIT_DATA)")
     c.set_defaults(fn=_cmd_data)
     return p

@@ -43,7 +43,9 @@ def load(run_dir: str | Path, template: Any) -> tuple[Any, int]:
         with np.load(path) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as err:
-        raise LopkitError(f"checkpoint {path} is unreadable ({err}); rerun with --overwrite") from None
+        raise LopkitError(
+            f"checkpoint {path} is unreadable ({err}); rerun with --overwrite"
+        ) from None
     leaves, treedef = jax.tree_util.tree_flatten_with_path(template)
     out = []
     for key_path, leaf in leaves:

@@ -87,9 +87,13 @@ class Learner:
         updates, opt_state = self.tx.update(grads, state["opt_state"], params, key=key)
         params = optax.apply_updates(params, updates)
         rule_states = []
-        for i, (rule, rule_state) in enumerate(zip(self.method.unit_rules, state["rules"], strict=True)):
+        for i, (rule, rule_state) in enumerate(
+            zip(self.method.unit_rules, state["rules"], strict=True)
+        ):
             rule_key = jax.random.fold_in(key, _RULE + i)
-            rule_state, params, opt_state = rule.apply(rule_state, params, opt_state, trace, rule_key, t)
+            rule_state, params, opt_state = rule.apply(
+                rule_state, params, opt_state, trace, rule_key, t
+            )
             rule_states.append(rule_state)
         error = self.error_fn(jax.lax.stop_gradient(out), y)
         return {"params": params, "opt_state": opt_state, "rules": rule_states}, error, loss

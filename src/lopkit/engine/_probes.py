@@ -50,7 +50,9 @@ def _pooled_units(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tuple
 
 def _per_layer_rank(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tuple[str, Any]]]:
     def rows(p: ProbeInputs) -> list[tuple[str, Any]]:
-        values = [(name, f(metrics.as_units(h))) for name, h in zip(p.layers, p.hidden, strict=True)]
+        values = [
+            (name, f(metrics.as_units(h))) for name, h in zip(p.layers, p.hidden, strict=True)
+        ]
         return values + [("", values[-1][1])]
 
     return rows
@@ -58,7 +60,9 @@ def _per_layer_rank(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tup
 
 def _weights(p: ProbeInputs) -> list[tuple[str, Any]]:
     per = metrics.weight_magnitude_per_layer(p.params)  # keys "layer/w"
-    return [(k.split("/")[0], v) for k, v in per.items()] + [("", metrics.weight_magnitude(p.params))]
+    return [(k.split("/")[0], v) for k, v in per.items()] + [
+        ("", metrics.weight_magnitude(p.params))
+    ]
 
 
 PROBES: dict[str, Probe] = {}
@@ -68,12 +72,21 @@ def _add(name: str, aliases: tuple[str, ...], summary: str, fn: Callable) -> Non
     PROBES[name] = Probe(name, aliases, summary, fn)
 
 
-_add("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare 2024)",
-     _pooled_units(metrics.dead_fraction))
-_add("effective_rank", ("erank",), "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
-     _per_layer_rank(metrics.effective_rank))
-_add("weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices (Dohare 2024)",
-     _weights)
+_add(
+    "dead_fraction",
+    ("dead",),
+    "units with h = 0 on every probe input (Dohare 2024)",
+    _pooled_units(metrics.dead_fraction),
+)
+_add(
+    "effective_rank",
+    ("erank",),
+    "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
+    _per_layer_rank(metrics.effective_rank),
+)
+_add(
+    "weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices (Dohare 2024)", _weights
+)
 
 DEFAULT_PROBES = ("dead_fraction", "effective_rank", "weight_magnitude")
 

@@ -59,7 +59,13 @@ def chunk_rows(
             values = np.where(masked[:, b], np.nan, probes[:, b, r]).astype(np.float64)
             frames.append(
                 pd.DataFrame(
-                    {"seed": seeds, "step": ends[b], "metric": metric, "layer": layer, "value": values}
+                    {
+                        "seed": seeds,
+                        "step": ends[b],
+                        "metric": metric,
+                        "layer": layer,
+                        "value": values,
+                    }
                 )
             )
     new = (diverged_at >= starts[0]) & (diverged_at < ends[-1])
@@ -118,14 +124,21 @@ def execute(
         n = min(chunk_bins, total_bins - next_bin)
         state, errors, probes = program.chunk(state, jnp.asarray(next_bin, jnp.int32), n)
         errors, probes, diverged = jax.device_get((errors, probes, state["diverged_at"]))
-        writer.append(next_bin, chunk_rows(program, np.asarray(seeds), next_bin, errors, probes, diverged, error_name))
+        writer.append(
+            next_bin,
+            chunk_rows(program, np.asarray(seeds), next_bin, errors, probes, diverged, error_name),
+        )
         next_bin += n
         run_bins += n
         chunks_done += 1
         bar.update(n * program.bin_size * k)
         if chunks_done % checkpoint_every == 0 or next_bin == total_bins:
             _checkpoint.save(run_dir, state, next_bin)
-        if stop_after_chunks is not None and chunks_done >= stop_after_chunks and next_bin < total_bins:
+        if (
+            stop_after_chunks is not None
+            and chunks_done >= stop_after_chunks
+            and next_bin < total_bins
+        ):
             break
     bar.close()
     elapsed = time.perf_counter() - start_time

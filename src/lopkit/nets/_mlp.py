@@ -40,11 +40,15 @@ class Trace(NamedTuple):
 class MLPConfig:
     """A fully connected network ``sizes[0] → … → sizes[-1]``."""
 
-    sizes: tuple[int, ...] = field((20, 5, 1), "layer widths, input first, output last", positive=True)
+    sizes: tuple[int, ...] = field(
+        (20, 5, 1), "layer widths, input first, output last", positive=True
+    )
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     layernorm: bool = field(False, "LayerNorm before each hidden activation (Lyle et al. 2023)")
     crelu: bool = field(False, "concatenated ReLU [relu(z), relu(−z)] (Abbas et al. 2023)")
-    dropout: float = field(0.0, "inverted dropout rate on hidden features in training", open_unit=True)
+    dropout: float = field(
+        0.0, "inverted dropout rate on hidden features in training", open_unit=True
+    )
 
     def check(self) -> None:
         from lopkit._errors import ConfigError
@@ -106,7 +110,10 @@ class MLP:
 
     def init(self, key: jax.Array) -> dict[str, Any]:
         keys = jax.random.split(key, len(self.names))
-        return {name: self.init_layer(k, i) for i, (name, k) in enumerate(zip(self.names, keys))}
+        return {
+            name: self.init_layer(k, i)
+            for i, (name, k) in enumerate(zip(self.names, keys, strict=True))
+        }
 
     def apply(
         self, params: dict[str, Any], x: jax.Array, key: jax.Array | None = None
@@ -123,7 +130,9 @@ class MLP:
             if self.config.layernorm:
                 mean = z.mean(-1, keepdims=True)
                 var = z.var(-1, keepdims=True)
-                z = (z - mean) * jax.lax.rsqrt(var + LN_EPS) * layer["ln_scale"] + layer["ln_offset"]
+                z = (z - mean) * jax.lax.rsqrt(var + LN_EPS) * layer["ln_scale"] + layer[
+                    "ln_offset"
+                ]
             h = jnp.concatenate([z, -z], -1) if self.config.crelu else z
             h = self.activation(h)
             pre.append(z)

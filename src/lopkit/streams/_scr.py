@@ -83,13 +83,16 @@ class SlowlyChangingRegression:
         kw, kb, kv, kbits = jax.random.split(key, 4)
         w = _signs(kw, (c.num_bits, c.target_hidden))
         b = _signs(kb, (c.target_hidden,))
-        target = {"w": w, "b": b, "v": _signs(kv, (c.target_hidden,)), "theta": ltu_thresholds(w, b, c.beta)}
+        target = {
+            "w": w,
+            "b": b,
+            "v": _signs(kv, (c.target_hidden,)),
+            "theta": ltu_thresholds(w, b, c.beta),
+        }
         bits = jax.random.bernoulli(kbits, 0.5, (c.flipping_bits,)).astype(jnp.float32)
         return {"target": target, "bits": bits}
 
-    def flipping_bits(
-        self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int
-    ) -> jax.Array:
+    def flipping_bits(self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int) -> jax.Array:
         """The flipping bits at steps start … start+n−1, given ``bits`` before ``start``.
 
         Returns ``[n, f]``. A change happens at every step t > 0 with t mod T = 0.

@@ -1,0 +1,71 @@
+"""`make bench`: throughput of the engine, measured (never asserted by tests).
+
+Slowly-changing regression at the paper's settings (20→5→1, batch 1), backprop and
+continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
+compilation excluded (one chunk runs first), then the cost of recording the default
+probes every 10,000 steps, then each remedy's cost relative to backprop.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import time
+
+import jax
+import jax.numpy as jnp
+
+from lopkit._experiment import make_experiment
+
+BIN = 10_000
+
+
+def throughput(
+    method: str, seeds: int, bins: int = 5, metrics: tuple[str, ...] = (), repeats: int = 2
+) -> float:
+    """Best-of-``repeats`` seed-steps/s on slowly-changing regression (compile excluded)."""
+    metrics_every = BIN if metrics else 0
+    e = make_experiment(
+        "scr", method, seeds=seeds, steps=BIN * bins, metrics=metrics, metrics_every=metrics_every
+    )
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    state, errors, _ = program.chunk(state, jnp.int32(0), bins)  # compile + warm up
+    errors.block_until_ready()
+    best = 0.0
+    for r in range(repeats):
+        start = time.perf_counter()
+        state, errors, _ = program.chunk(state, jnp.int32(bins * (r + 1)), bins)
+        errors.block_until_ready()
+        best = max(best, bins * BIN * seeds / (time.perf_counter() - start))
+    return best
+
+
+def main(quick: bool = False) -> int:
+    repeats = 1 if quick else 2
+    print(
+        f"lopkit bench — jax {jax.__version__}, {platform.processor() or platform.machine()}, "
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+    )
+    print("\nslowly-changing regression (20→5→1, batch 1), seed-steps/s, compile excluded:")
+    print(f"  {'K':>5} {'backprop':>14} {'cbp':>14} {'cbp/backprop':>13}")
+    for k in (1, 10, 100):
+        bins = 2 if k == 1 else 5
+        bp = throughput("backprop", k, bins, repeats=repeats)
+        cbp = throughput("cbp", k, bins, repeats=repeats)
+        print(f"  {k:>5} {bp:>14,.0f} {cbp:>14,.0f} {bp / cbp:>12.2f}×")
+    print("\nprobes (dead, erank, weights) every 10,000 steps, K = 100, backprop:")
+    base = throughput("backprop", 100, 5, repeats=repeats)
+    probed = throughput("backprop", 100, 5, metrics=("dead", "erank", "weights"), repeats=repeats)
+    print(f"  without {base:,.0f}  with {probed:,.0f}  overhead {100 * (base / probed - 1):.1f}%")
+    try:
+        from lopkit.bench_remedies import remedy_costs
+    except ImportError:
+        remedy_costs = None
+    if remedy_costs is not None:
+        print("\nremedies, K = 100, seed-steps/s and cost relative to backprop:")
+        for name, rate, rel in remedy_costs(k=100):
+            print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak resident memory: {peak:,.0f} MiB")
+    return 0

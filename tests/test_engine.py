@@ -1,0 +1,91 @@
+"""The engine: seeds are independent runs, resume equals uninterrupted, divergence is masked."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lopkit._experiment import make_experiment, run_experiment
+from lopkit.results import load
+
+QUICK = {"steps": 2_000, "bin_size": 500, "metrics_every": 1_000, "probe_size": 64}
+
+
+def _chunk(method, seeds, first_seed=0, **settings):
+    e = make_experiment("scr", method, settings, seeds=seeds, first_seed=first_seed, **QUICK)
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    state, errors, probes = program.chunk(state, jnp.int32(0), 4)
+    return state, np.asarray(errors), np.asarray(probes)
+
+
+@pytest.mark.parametrize("method", ["backprop", "cbp", "l2", "shrink_perturb", "cbp+l2"])
+def test_batched_seeds_equal_each_seed_alone(method):
+    settings = (
+        {"cbp.replacement_rate": 0.01, "cbp.maturity_threshold": 20} if "cbp" in method else {}
+    )
+    state, errors, probes = _chunk(method, 8, **settings)
+    for k in range(8):
+        s1, e1, p1 = _chunk(method, 1, first_seed=k, **settings)
+        np.testing.assert_allclose(errors[k], e1[0], rtol=2e-5, atol=1e-7)
+        np.testing.assert_allclose(probes[k], p1[0], rtol=2e-5, atol=1e-6)
+        w = state["learner"]["params"]["hidden_0"]["w"][k]
+        np.testing.assert_allclose(
+            w, s1["learner"]["params"]["hidden_0"]["w"][0], rtol=2e-5, atol=1e-6
+        )
+
+
+def test_seeds_differ_in_data_and_init():
+    state, errors, _ = _chunk("backprop", 2)
+    assert not np.allclose(state["stream"]["target"]["w"][0], state["stream"]["target"]["w"][1])
+    assert not np.allclose(errors[0], errors[1])
+
+
+def test_chunking_does_not_change_results(tmp_path):
+    a = make_experiment("scr", "cbp", seeds=2, chunk_bins=1, **QUICK)
+    b = make_experiment("scr", "cbp", seeds=2, chunk_bins=4, **QUICK)
+    run_experiment(a, tmp_path / "a", progress=False)
+    run_experiment(b, tmp_path / "b", progress=False)
+    da, db = load(tmp_path / "a"), load(tmp_path / "b")
+    np.testing.assert_allclose(da["value"].to_numpy(), db["value"].to_numpy(), rtol=1e-6)
+
+
+def test_resume_after_interruption_equals_uninterrupted(tmp_path):
+    e = make_experiment("scr", "cbp+shrink_perturb", seeds=3, chunk_bins=1, **QUICK)
+    run_experiment(e, tmp_path / "full", progress=False)
+    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
+    assert not partial["finished"]
+    assert not (tmp_path / "cut" / "metrics.parquet").exists()
+    assert len(load(tmp_path / "cut")["step"].unique()) == 2  # parts of the first 2 chunks
+    # A part written after the last checkpoint (as by a crash mid-chunk) is dropped on resume.
+    resumed = run_experiment(e, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["finished"] and resumed["bins_run"] == 2
+    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    assert len(full) == len(cut)
+    np.testing.assert_array_equal(full["step"], cut["step"])
+    np.testing.assert_allclose(full["value"].to_numpy(), cut["value"].to_numpy(), rtol=1e-6)
+
+
+def test_divergence_is_recorded_masked_and_does_not_touch_other_seeds():
+    e = make_experiment("scr", "backprop", seeds=2, **QUICK)
+    program, _ = e.build()
+    clean = program.init(jnp.arange(2))
+    poisoned = program.init(jnp.arange(2))  # chunk() donates its input: no shared buffers
+    w = poisoned["learner"]["params"]["output"]["w"]
+    poisoned["learner"]["params"]["output"]["w"] = w.at[0].set(jnp.nan)
+    s_clean, e_clean, _ = program.chunk(clean, jnp.int32(0), 2)
+    s_bad, e_bad, _ = program.chunk(poisoned, jnp.int32(0), 2)
+    assert int(s_bad["diverged_at"][0]) == 0 and int(s_bad["diverged_at"][1]) == -1
+    assert int(s_clean["diverged_at"][0]) == -1
+    np.testing.assert_array_equal(np.asarray(e_bad[1]), np.asarray(e_clean[1]))
+
+
+def test_diverged_rows_in_the_table(tmp_path):
+    # A huge step size makes every seed diverge; each is recorded once and masked after.
+    e = make_experiment("scr", "backprop", {"lr": "50", "hidden": "50"}, seeds=3, **QUICK)
+    run_experiment(e, tmp_path / "div", progress=False)
+    df = load(tmp_path / "div")
+    diverged = df[df.metric == "diverged"]
+    assert sorted(diverged.seed) == [0, 1, 2]
+    for _, row in diverged.iterrows():
+        later = df[(df.metric == "mse") & (df.seed == row.seed) & (df.step > row.step)]
+        assert later["value"].isna().all()
