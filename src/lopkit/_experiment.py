@@ -111,13 +111,11 @@ class Experiment:
         method = compose(
             list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"])
         )
+        base = make_optimizer(optimizer)
         learner = Learner(
-            net,
-            problem.loss_fn,
-            problem.error_fn,
-            method,
-            method.transformation(make_optimizer(optimizer)),
+            net, problem.loss_fn, problem.error_fn, method, method.transformation(base), base
         )
+        _probes.check(self.run.metrics, learner)
         program = Program(
             stream=problem.stream,
             learner=learner,

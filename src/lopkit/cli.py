@@ -80,14 +80,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     from lopkit.results import plot_runs
 
-    out = plot_runs(
-        [Path(d) for d in args.runs],
-        metric=args.metric,
-        layer=args.layer,
-        out=args.out,
-        label_key=args.label_key,
-        logy=args.logy,
-    )
+    try:
+        out = plot_runs(
+            [Path(d) for d in args.runs],
+            metric=args.metric,
+            layer=args.layer,
+            out=args.out,
+            label_key=args.label_key,
+            logy=args.logy,
+        )
+    except ValueError as err:  # an unknown metric or layer: the message lists the valid ones
+        raise LopkitError(str(err)) from None
     print(out)
     return 0
 

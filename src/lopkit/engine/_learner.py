@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from lopkit._seeds import any_seed
 from lopkit.methods import Composed
 
 # fold_in tags: each consumer of a step's key derives its own stream from it.
@@ -36,7 +37,8 @@ _DROPOUT, _RULE, _BOUNDARY = 0xD0, 0x100, 0xB0
 class Learner:
     """A network, a loss, and a composed method, as pure per-seed functions.
 
-    loss_fn(out, y) -> scalar mean loss; error_fn(out, y) -> scalar reported error.
+    loss_fn(out, y) -> scalar mean loss; error_fn(out, y) -> scalar reported error;
+    tx: the composed update; optimizer: the benchmark's optimizer without the remedies.
     """
 
     net: Any
@@ -44,6 +46,7 @@ class Learner:
     error_fn: Callable[[jax.Array, jax.Array], jax.Array]
     method: Composed
     tx: optax.GradientTransformationExtraArgs
+    optimizer: optax.GradientTransformation  # the benchmark's optimizer alone (for probes)
 
     def init(self, key: jax.Array) -> dict[str, Any]:
         params = self.net.init(key)
@@ -70,12 +73,12 @@ class Learner:
     ) -> tuple[dict[str, Any], jax.Array, jax.Array]:
         """One update. Returns (state, error, loss) with error/loss of the pre-update prediction."""
         if self.method.boundary_events:
-            state = jax.lax.cond(
-                boundary,
-                lambda s: self._boundary(s, jax.random.fold_in(key, _BOUNDARY)),
-                lambda s: s,
-                state,
-            )
+            # Runs only on steps where some seed starts a task; identity for the others.
+            def events(s):
+                new = self._boundary(s, jax.random.fold_in(key, _BOUNDARY))
+                return jax.tree_util.tree_map(lambda a, b: jnp.where(boundary, a, b), new, s)
+
+            state = jax.lax.cond(any_seed(boundary), events, lambda s: s, state)
         params = state["params"]
         dropout_key = jax.random.fold_in(key, _DROPOUT) if self.net.config.dropout > 0 else None
 

@@ -1,10 +1,15 @@
-"""Diagnostics recorded during a run: which metric functions, on what, and under what names.
+"""Diagnostics recorded during a run: which metric functions, on what, under what names.
 
-The metric functions themselves live in :mod:`lopkit.metrics` (plain functions on arrays);
-this module only says how a run feeds them: the activations of the fixed probe batch,
-per hidden layer (``layer = "hidden_i"``), plus one whole-network row (``layer = ""``)
-where that is meaningful — unit fractions pooled over all hidden units, weight magnitude
-over all weights, ranks of the representation (the last hidden layer's features).
+The metric functions live in :mod:`lopkit.metrics` (plain functions on arrays, documented
+in ``docs/metrics.md``); this module says how a run feeds them. Every probe sees one seed's
+state at the end of a bin and the probe batch of the current task, and returns rows
+``(metric, layer, value)``:
+
+* per hidden layer (``layer = "hidden_i"``) for unit and rank metrics, plus one
+  whole-network row (``layer = ""``): unit fractions pooled over all hidden units; ranks of
+  the representation (the last hidden layer's features);
+* per weight layer plus the whole network for weight magnitude;
+* whole network only for norms, the NTK, sharpness, Adam moments and the plasticity probe.
 """
 
 from __future__ import annotations
@@ -12,81 +17,184 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 
 from lopkit import metrics
 from lopkit._config import unknown_name
+from lopkit._errors import ConfigError
+
+NTK_SIZE = 16  # examples of the probe batch used for the empirical NTK
+SHARPNESS_ITERS = 20
+PLASTICITY_STEPS = 100  # steps of the plasticity probe on a fresh task
 
 
 class ProbeInputs(NamedTuple):
     """One seed's state as the probes see it (no seed axis).
 
-    params: the network's parameters; pre / hidden: per hidden layer ``[batch, units]`` /
-    ``[batch, features]`` on the probe batch ``x``; layers: hidden layer names.
+    params / params0: current and initial parameters (params0 None unless a probe needs
+    it); opt_state: the optimizer state; pre / hidden: per hidden layer ``[batch, units]`` /
+    ``[batch, features]`` on the probe batch ``x`` with targets ``y``; layers: hidden layer
+    names; learner: the :class:`lopkit.engine._learner.Learner`; stream / stream_state: to
+    draw a fresh task; key: a PRNG key for this snapshot.
     """
 
     params: Any
+    params0: Any
+    opt_state: Any
     pre: list[Any]
     hidden: list[Any]
     x: Any
+    y: Any
     layers: tuple[str, ...]
+    learner: Any
+    stream: Any
+    stream_state: Any
+    key: Any
+
+
+Rows = list[tuple[str, str, Any]]
 
 
 class Probe(NamedTuple):
     name: str
     aliases: tuple[str, ...]
     summary: str
-    fn: Callable[[ProbeInputs], list[tuple[str, Any]]]
+    fn: Callable[[ProbeInputs], Rows]
+    needs_params0: bool = False
+    check: Callable[[Any], str | None] | None = None  # learner -> error message or None
 
 
-def _pooled_units(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tuple[str, Any]]]:
-    def rows(p: ProbeInputs) -> list[tuple[str, Any]]:
-        per_layer = [(name, f(h)) for name, h in zip(p.layers, p.hidden, strict=True)]
-        pooled = f(jnp.concatenate([metrics.as_units(h) for h in p.hidden], axis=-1))
-        return per_layer + [("", pooled)]
+def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
+    def rows(p: ProbeInputs) -> Rows:
+        acts = getattr(p, source)
+        out = [(name, layer, f(h)) for layer, h in zip(p.layers, acts, strict=True)]
+        pooled = jnp.concatenate([metrics.as_units(h) for h in acts], axis=-1)
+        return out + [(name, "", f(pooled))]
 
     return rows
 
 
-def _per_layer_rank(f: Callable[[Any], Any]) -> Callable[[ProbeInputs], list[tuple[str, Any]]]:
-    def rows(p: ProbeInputs) -> list[tuple[str, Any]]:
-        values = [
-            (name, f(metrics.as_units(h))) for name, h in zip(p.layers, p.hidden, strict=True)
+def _per_layer_rank(name: str, f: Callable[[Any], Any]):
+    def rows(p: ProbeInputs) -> Rows:
+        out = [
+            (name, layer, f(metrics.as_units(h)))
+            for layer, h in zip(p.layers, p.hidden, strict=True)
         ]
-        return values + [("", values[-1][1])]
+        return out + [(name, "", out[-1][2])]
 
     return rows
 
 
-def _weights(p: ProbeInputs) -> list[tuple[str, Any]]:
+def _loss(p: ProbeInputs) -> Callable[[Any, Any], Any]:
+    net, loss_fn = p.learner.net, p.learner.loss_fn
+    return lambda params, batch: loss_fn(net.apply(params, batch[0])[0], batch[1])
+
+
+def _weights(p: ProbeInputs) -> Rows:
     per = metrics.weight_magnitude_per_layer(p.params)  # keys "layer/w"
-    return [(k.split("/")[0], v) for k, v in per.items()] + [
-        ("", metrics.weight_magnitude(p.params))
-    ]
+    rows = [("weight_magnitude", k.split("/")[0], v) for k, v in per.items()]
+    return rows + [("weight_magnitude", "", metrics.weight_magnitude(p.params))]
+
+
+def _grad_norm(p: ProbeInputs) -> Rows:
+    grads = jax.grad(_loss(p))(p.params, (p.x, p.y))
+    return [("grad_norm", "", metrics.grad_norm(grads))]
+
+
+def _ntk(p: ProbeInputs) -> Rows:
+    x = p.x[:NTK_SIZE]
+    gram = metrics.ntk_gram(lambda params, xs: p.learner.net.apply(params, xs)[0], p.params, x)
+    return [(k, "", v) for k, v in metrics.ntk_summary(gram).items()]
+
+
+def _sharpness(p: ProbeInputs) -> Rows:
+    value = metrics.sharpness(_loss(p), p.params, (p.x, p.y), p.key, iters=SHARPNESS_ITERS)
+    return [("sharpness", "", value)]
+
+
+def _adam(p: ProbeInputs) -> Rows:
+    return [(k, "", v) for k, v in metrics.adam_moment_norms(p.opt_state).items()]
+
+
+def _plasticity(p: ProbeInputs) -> Rows:
+    """1 − loss_after/loss_before after PLASTICITY_STEPS steps on a fresh task (a new
+    problem of the same stream: new target / permutation / classes), from a copy of the
+    current network with a fresh state of the benchmark's optimizer."""
+    k_task, k_block, k_eval = jax.random.split(p.key, 3)
+    task = p.stream.init(k_task)
+    task, block = p.stream.block(task, k_block, jnp.zeros((), jnp.int32), PLASTICITY_STEPS)
+    eval_batch = p.stream.probe(task, k_eval, p.x.shape[0])
+    value = metrics.plasticity_probe(
+        _loss(p), p.params, p.learner.optimizer, (block.x, block.y), eval_batch
+    )
+    return [("plasticity_probe", "", value)]
+
+
+def _needs_adam(learner: Any) -> str | None:
+    params = jax.eval_shape(learner.net.init, jax.random.PRNGKey(0))
+    try:
+        jax.eval_shape(lambda p: metrics.adam_moment_norms(learner.tx.init(p)), params)
+    except ValueError:
+        return "metric adam_state needs an Adam optimizer (--set optimizer=adam)"
+    return None
+
+
+def _needs_saturating(learner: Any) -> str | None:
+    act = learner.net.config.activation
+    if act not in metrics.SATURATION_THRESHOLDS:
+        valid = ", ".join(metrics.SATURATION_THRESHOLDS)
+        return f"metric saturated_fraction needs a saturating activation ({valid}), not {act!r}"
+    return None
+
+
+def _saturated(p: ProbeInputs) -> Rows:
+    act = p.learner.net.config.activation
+    return _pooled_units("saturated_fraction", lambda h: metrics.saturated_fraction(h, act))(p)
 
 
 PROBES: dict[str, Probe] = {}
 
 
-def _add(name: str, aliases: tuple[str, ...], summary: str, fn: Callable) -> None:
-    PROBES[name] = Probe(name, aliases, summary, fn)
+def _add(name, aliases, summary, fn, **extra) -> None:
+    PROBES[name] = Probe(name, aliases, summary, fn, **extra)
 
 
-_add(
-    "dead_fraction",
-    ("dead",),
-    "units with h = 0 on every probe input (Dohare 2024)",
-    _pooled_units(metrics.dead_fraction),
-)
-_add(
-    "effective_rank",
-    ("erank",),
-    "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
-    _per_layer_rank(metrics.effective_rank),
-)
-_add(
-    "weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices (Dohare 2024)", _weights
-)
+# fmt: off
+_add("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare 2024)",
+     _pooled_units("dead_fraction", metrics.dead_fraction))
+_add("dormant_fraction", ("dormant",), "units with E|h_i| / mean_k E|h_k| ≤ 0.1 (Sokar 2023, ReDo)",
+     _pooled_units("dormant_fraction", metrics.dormant_fraction))
+_add("inactive_fraction", ("inactive",), "units nonzero on < 1% of probe inputs (Dohare 2024, CIFAR)",
+     _pooled_units("inactive_fraction", metrics.inactive_fraction))
+_add("linear_fraction", ("linearized", "linear"), "units with pre-activation > 0 on every input (Lyle 2024)",
+     _pooled_units("linear_fraction", metrics.linear_fraction, source="pre"))
+_add("saturated_fraction", ("saturated",), "tanh |h| > 0.99 / sigmoid h ∉ [0.01, 0.99] on every input",
+     _saturated, check=_needs_saturating)
+_add("effective_rank", ("erank",), "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
+     _per_layer_rank("effective_rank", metrics.effective_rank))
+_add("srank", ("stable_rank",), "smallest k with Σσ_≤k / Σσ ≥ 0.99 (Kumar 2021; the paper's stable rank)",
+     _per_layer_rank("srank", metrics.srank))
+_add("approximate_rank", ("arank",), "srank with σ² (99% of variance; Dohare 2024 code)",
+     _per_layer_rank("approximate_rank", metrics.approximate_rank))
+_add("feature_rank", ("frank",), "#{σ_i(Φ/√n) > 0.01} (Lyle 2022)",
+     _per_layer_rank("feature_rank", metrics.feature_rank))
+_add("stable_rank_classic", ("classic_rank",), "‖Φ‖_F² / σ_1² (Rudelson & Vershynin)",
+     _per_layer_rank("stable_rank_classic", metrics.stable_rank_classic))
+_add("weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices, per layer and all (Dohare 2024)",
+     _weights)
+_add("param_norm", (), "‖θ‖₂ (Lyle 2024)", lambda p: [("param_norm", "", metrics.param_norm(p.params))])
+_add("distance_from_init", ("distance",), "‖θ − θ₀‖₂ (Kumar 2024)",
+     lambda p: [("distance_from_init", "", metrics.distance_from_init(p.params, p.params0))],
+     needs_params0=True)
+_add("grad_norm", (), "‖∇θ L‖₂ on the probe batch (Plasticine)", _grad_norm)
+_add("ntk", (), f"empirical NTK on {NTK_SIZE} probe inputs: rank, condition, off-diagonal ratio (Lyle 2024)",
+     _ntk)
+_add("sharpness", (), "top Hessian eigenvalue of the probe loss, power iteration (Lyle 2024)", _sharpness)
+_add("adam_state", ("adam",), "‖m‖₂ and ‖v‖₂ of Adam's moments (Lyle 2023)", _adam, check=_needs_adam)
+_add("plasticity_probe", ("plasticity",),
+     f"1 − loss_after/loss_before after {PLASTICITY_STEPS} steps on a fresh task (Lyle 2022)", _plasticity)
+# fmt: on
 
 DEFAULT_PROBES = ("dead_fraction", "effective_rank", "weight_magnitude")
 
@@ -103,11 +211,20 @@ def resolve(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def check(names: tuple[str, ...], learner: Any) -> None:
+    """Refuse probes that cannot apply to this learner (e.g. Adam moments under SGD)."""
+    for n in names:
+        probe = PROBES[n]
+        message = probe.check(learner) if probe.check else None
+        if message:
+            raise ConfigError(message)
+
+
 def evaluate(names: tuple[str, ...], inputs: ProbeInputs) -> tuple[list[tuple[str, str]], Any]:
     """Run the named probes: (row labels [(metric, layer)], values ``[rows]`` float32)."""
     labels, values = [], []
     for n in names:
-        for layer, value in PROBES[n].fn(inputs):
-            labels.append((n, layer))
+        for metric, layer, value in PROBES[n].fn(inputs):
+            labels.append((metric, layer))
             values.append(jnp.asarray(value, jnp.float32))
     return labels, jnp.stack(values)

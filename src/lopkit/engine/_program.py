@@ -23,6 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from lopkit._seeds import SEED_AXIS
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 
@@ -61,8 +62,11 @@ class Program:
             "probe": jax.random.fold_in(root, _KEY_PROBE),
         }
         stream_state = self.stream.init(keys["stream"])
+        learner = self.learner.init(jax.random.fold_in(root, _KEY_INIT))
+        extra = {"params0": learner["params"]} if self.needs_params0 else {}
         return {
-            "learner": self.learner.init(jax.random.fold_in(root, _KEY_INIT)),
+            **extra,
+            "learner": learner,
             "stream": stream_state,
             "keys": keys,
             "prev_task": jnp.zeros((), jnp.int32),
@@ -115,13 +119,30 @@ class Program:
         jax.eval_shape(fn, state)
         return labels
 
+    @property
+    def needs_params0(self) -> bool:
+        return any(_probes.PROBES[n].needs_params0 for n in self.probes)
+
     def _probe_values(self, state: dict[str, Any], bin_index: jax.Array):
         key = jax.random.fold_in(state["keys"]["probe"], bin_index)
-        x = self.stream.probe(state["stream"], key, self.probe_size)
+        k_batch, k_probe = jax.random.split(key)
+        x, y = self.stream.probe(state["stream"], k_batch, self.probe_size)
         params = state["learner"]["params"]
         _, trace = self.learner.net.apply(params, x)
-        layers = tuple(layer.name for layer in self.learner.net.unit_layers)
-        inputs = _probes.ProbeInputs(params, trace.pre, trace.hidden, x, layers)
+        inputs = _probes.ProbeInputs(
+            params=params,
+            params0=state.get("params0"),
+            opt_state=state["learner"]["opt_state"],
+            pre=trace.pre,
+            hidden=trace.hidden,
+            x=x,
+            y=y,
+            layers=tuple(layer.name for layer in self.learner.net.unit_layers),
+            learner=self.learner,
+            stream=self.stream,
+            stream_state=state["stream"],
+            key=k_probe,
+        )
         return _probes.evaluate(self.probes, inputs)
 
     def run_bins(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
@@ -165,4 +186,5 @@ class Program:
     @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R])."""
-        return jax.vmap(self.run_bins, in_axes=(0, None, None))(state, first_bin, n_bins)
+        run = jax.vmap(self.run_bins, in_axes=(0, None, None), axis_name=SEED_AXIS)
+        return run(state, first_bin, n_bins)

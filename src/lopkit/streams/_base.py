@@ -6,7 +6,8 @@ A stream is pure. The engine calls, for one seed (the seed axis never appears he
 * ``block(state, key, start, n) -> (state, Block)``: the data of steps ``start … start+n−1``.
   ``key`` is derived from the seed and the block's index, so the data of a step depend
   only on the seed and the step, never on how the run is chunked.
-* ``probe(state, key, size) -> x``: a probe batch of the current task, for diagnostics.
+* ``probe(state, key, size) -> (x, y)``: a probe batch of the current task, for
+  diagnostics: ``x`` ``[size, *input_shape]``, ``y`` ``[size, *target_shape]``.
 
 ``start`` is a traced int scalar (the same for all seeds); ``n`` and ``size`` are static.
 """
@@ -37,4 +38,4 @@ class Stream(Protocol):
 
     def block(self, state: Any, key: jax.Array, start: jax.Array, n: int) -> tuple[Any, Block]: ...
 
-    def probe(self, state: Any, key: jax.Array, size: int) -> jax.Array: ...
+    def probe(self, state: Any, key: jax.Array, size: int) -> tuple[jax.Array, jax.Array]: ...

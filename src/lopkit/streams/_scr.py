@@ -127,6 +127,10 @@ class SlowlyChangingRegression:
         task = (start + jnp.arange(n)) // self.config.flip_period
         return {**state, "bits": flipping[-1]}, Block(x, y, task)
 
-    def probe(self, state: dict[str, Any], key: jax.Array, size: int) -> jax.Array:
-        """``[size, m]`` inputs of the current task (current flipping bits, fresh free bits)."""
-        return self._inputs(state["bits"][None, :], key, size)[0]
+    def probe(
+        self, state: dict[str, Any], key: jax.Array, size: int
+    ) -> tuple[jax.Array, jax.Array]:
+        """``([size, m], [size, 1])``: inputs of the current task (current flipping bits,
+        fresh free bits) and their targets."""
+        x = self._inputs(state["bits"][None, :], key, size)[0]
+        return x, ltu_target(state["target"], x)
