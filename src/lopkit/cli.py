@@ -78,12 +78,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_plot(args: argparse.Namespace) -> int:
+    from lopkit.engine._probes import PROBES
     from lopkit.results import plot_runs
 
+    aliases = {a: p.name for p in PROBES.values() for a in p.aliases}
+    metric = aliases.get(args.metric, args.metric)  # --metric erank → effective_rank
     try:
         out = plot_runs(
             [Path(d) for d in args.runs],
-            metric=args.metric,
+            metric=metric,
             layer=args.layer,
             out=args.out,
             label_key=args.label_key,
