@@ -89,3 +89,15 @@ def test_diverged_rows_in_the_table(tmp_path):
     for _, row in diverged.iterrows():
         later = df[(df.metric == "mse") & (df.seed == row.seed) & (df.step > row.step)]
         assert later["value"].isna().all()
+
+
+def test_sequential_seed_map_equals_vmap():
+    import dataclasses
+
+    e = make_experiment("scr", "cbp", {"cbp.replacement_rate": "0.01"}, seeds=3, **QUICK)
+    program, _ = e.build()
+    mapped = dataclasses.replace(program, seed_map="map")
+    _, e1, p1 = program.chunk(program.init(jnp.arange(3)), jnp.int32(0), 4)
+    _, e2, p2 = mapped.chunk(mapped.init(jnp.arange(3)), jnp.int32(0), 4)
+    np.testing.assert_allclose(e1, e2, rtol=2e-5)
+    np.testing.assert_allclose(p1, p2, rtol=2e-5, atol=1e-6)

@@ -113,7 +113,13 @@ class Experiment:
         )
         base = make_optimizer(optimizer)
         learner = Learner(
-            net, problem.loss_fn, problem.error_fn, method, method.transformation(base), base
+            net,
+            problem.loss_fn,
+            problem.error_fn,
+            method,
+            method.transformation(base),
+            base,
+            tuple(problem.boundary_events),
         )
         _probes.check(self.run.metrics, learner)
         program = Program(
@@ -125,6 +131,7 @@ class Experiment:
             probes=self.run.metrics,
             probe_size=self.run.probe_size,
             metrics_every=self.run.metrics_every,
+            seed_map=problem.seed_map,
         )
         return program, problem.error_name
 

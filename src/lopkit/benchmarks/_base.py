@@ -42,7 +42,10 @@ class Problem:
 
     stream: a :class:`lopkit.streams.Stream`; network: the network config as a dict (remedies
     may change it) and ``make_network(dict) -> net``; loss_fn / error_fn: (out, y) -> scalar;
-    error_name: the reported error's metric name; optimizer: dict of OptimizerConfig fields.
+    error_name: the reported error's metric name; optimizer: dict of OptimizerConfig fields;
+    boundary_events: :class:`lopkit.methods.BoundaryEvent` s that are part of the protocol
+    (e.g. continual ImageNet resets the output layer at each task), run before the
+    remedies' events; seed_map: how seeds are mapped ("vmap" or "map").
     """
 
     stream: Any
@@ -52,6 +55,8 @@ class Problem:
     error_fn: Callable
     error_name: str
     optimizer: dict[str, Any]
+    boundary_events: tuple[Any, ...] = ()  # the protocol's own task-start events (head reset)
+    seed_map: str = "vmap"  # "vmap" or "map" (sequential over seeds; faster for some conv nets)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,7 +6,8 @@ The learner state is a dict pytree::
 
 A step, for a batch (x, y) at global step t with PRNG key k:
 
-1. at the first step of a new task, the boundary events, in the method's order;
+1. at the first step of a new task, the benchmark's own events (e.g. a head reset), then
+   the method's boundary events, in order;
 2. forward pass (dropout keyed by k), loss, gradient;
 3. ``chain(gradient parts…, optimizer, update parts…)`` with the extra argument key=k;
 4. the unit rules, in the method's order, on the step's activations (taken before the
@@ -47,6 +48,12 @@ class Learner:
     method: Composed
     tx: optax.GradientTransformationExtraArgs
     optimizer: optax.GradientTransformation  # the benchmark's optimizer alone (for probes)
+    protocol_events: tuple[Any, ...] = ()  # the benchmark's own task-start events
+
+    @property
+    def boundary_events(self) -> tuple[Any, ...]:
+        """The benchmark's task-start events, then the method's, in order."""
+        return self.protocol_events + self.method.boundary_events
 
     def init(self, key: jax.Array) -> dict[str, Any]:
         params = self.net.init(key)
@@ -58,7 +65,7 @@ class Learner:
 
     def _boundary(self, state: dict[str, Any], key: jax.Array) -> dict[str, Any]:
         params, opt_state = state["params"], state["opt_state"]
-        for i, event in enumerate(self.method.boundary_events):
+        for i, event in enumerate(self.boundary_events):
             params, opt_state = event.apply(params, opt_state, jax.random.fold_in(key, i))
         return {**state, "params": params, "opt_state": opt_state}
 
@@ -72,7 +79,7 @@ class Learner:
         t: jax.Array,
     ) -> tuple[dict[str, Any], jax.Array, jax.Array]:
         """One update. Returns (state, error, loss) with error/loss of the pre-update prediction."""
-        if self.method.boundary_events:
+        if self.boundary_events:
             # Runs only on steps where some seed starts a task; identity for the others.
             def events(s):
                 new = self._boundary(s, jax.random.fold_in(key, _BOUNDARY))

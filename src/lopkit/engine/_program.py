@@ -41,7 +41,9 @@ class Program:
 
     bin_size, block_size: steps per bin / per generated block (block divides bin);
     probes: canonical probe names; probe_size: probe batch size;
-    metrics_every: take probes at the end of bins whose end step is a multiple (0: never).
+    metrics_every: take probes at the end of bins whose end step is a multiple (0: never);
+    seed_map: "vmap" (one batched program) or "map" (``lax.map``: seeds one after another
+    inside the compiled program; for conv nets this can be faster on CPU).
     """
 
     stream: Any
@@ -52,6 +54,7 @@ class Program:
     probes: tuple[str, ...]
     probe_size: int
     metrics_every: int
+    seed_map: str = "vmap"
 
     # ---- one seed -------------------------------------------------------------------
     def init_seed(self, seed: jax.Array) -> dict[str, Any]:
@@ -186,5 +189,7 @@ class Program:
     @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R])."""
+        if self.seed_map == "map":
+            return jax.lax.map(lambda s: self.run_bins(s, first_bin, n_bins), state)
         run = jax.vmap(self.run_bins, in_axes=(0, None, None), axis_name=SEED_AXIS)
         return run(state, first_bin, n_bins)
