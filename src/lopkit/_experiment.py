@@ -121,7 +121,7 @@ class Experiment:
             base,
             tuple(problem.boundary_events),
         )
-        _probes.check(self.run.metrics, learner)
+        _probes.check(self.run.metrics, learner, problem.stream)
         program = Program(
             stream=problem.stream,
             learner=learner,

@@ -63,6 +63,7 @@ class Probe(NamedTuple):
     fn: Callable[[ProbeInputs], Rows]
     needs_params0: bool = False
     check: Callable[[Any], str | None] | None = None  # learner -> error message or None
+    stream_check: Callable[[Any], str | None] | None = None  # stream -> error message or None
 
 
 def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
@@ -131,6 +132,19 @@ def _plasticity(p: ProbeInputs) -> Rows:
     return [("plasticity_probe", "", value)]
 
 
+def _test_accuracy(p: ProbeInputs) -> Rows:
+    """Accuracy on the current task's held-out set, ``stream.evaluate(state) -> (x, labels)``."""
+    x, labels = p.stream.evaluate(p.stream_state)
+    out = p.learner.net.apply(p.params, x)[0]
+    return [("test_accuracy", "", jnp.mean(jnp.argmax(out, -1) == labels))]
+
+
+def _needs_test_set(stream: Any) -> str | None:
+    if not hasattr(stream, "evaluate"):
+        return "metric test_accuracy needs a benchmark with a held-out test set"
+    return None
+
+
 def _needs_adam(learner: Any) -> str | None:
     params = jax.eval_shape(learner.net.init, jax.random.PRNGKey(0))
     try:
@@ -194,6 +208,8 @@ _add("sharpness", (), "top Hessian eigenvalue of the probe loss, power iteration
 _add("adam_state", ("adam",), "‖m‖₂ and ‖v‖₂ of Adam's moments (Lyle 2023)", _adam, check=_needs_adam)
 _add("plasticity_probe", ("plasticity",),
      f"1 − loss_after/loss_before after {PLASTICITY_STEPS} steps on a fresh task (Lyle 2022)", _plasticity)
+_add("test_accuracy", ("test",), "accuracy on the current task's held-out test examples",
+     _test_accuracy, stream_check=_needs_test_set)
 # fmt: on
 
 DEFAULT_PROBES = ("dead_fraction", "effective_rank", "weight_magnitude")
@@ -211,13 +227,14 @@ def resolve(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def check(names: tuple[str, ...], learner: Any) -> None:
-    """Refuse probes that cannot apply to this learner (e.g. Adam moments under SGD)."""
+def check(names: tuple[str, ...], learner: Any, stream: Any) -> None:
+    """Refuse probes that cannot apply (Adam moments under SGD, no test set, …)."""
     for n in names:
         probe = PROBES[n]
-        message = probe.check(learner) if probe.check else None
-        if message:
-            raise ConfigError(message)
+        for test, arg in ((probe.check, learner), (probe.stream_check, stream)):
+            message = test(arg) if test else None
+            if message:
+                raise ConfigError(message)
 
 
 def evaluate(names: tuple[str, ...], inputs: ProbeInputs) -> tuple[list[tuple[str, str]], Any]:

@@ -9,6 +9,9 @@ A stream is pure. The engine calls, for one seed (the seed axis never appears he
 * ``probe(state, key, size) -> (x, y)``: a probe batch of the current task, for
   diagnostics: ``x`` ``[size, *input_shape]``, ``y`` ``[size, *target_shape]``.
 
+Optionally, ``evaluate(state) -> (x, labels)``: the current task's held-out examples
+(``x`` ``[n, *input_shape]``, int ``labels`` ``[n]``), for the ``test_accuracy`` probe.
+
 ``start`` is a traced int scalar (the same for all seeds); ``n`` and ``size`` are static.
 """
 
