@@ -101,3 +101,38 @@ def test_sequential_seed_map_equals_vmap():
     _, e2, p2 = mapped.chunk(mapped.init(jnp.arange(3)), jnp.int32(0), 4)
     np.testing.assert_allclose(e1, e2, rtol=2e-5)
     np.testing.assert_allclose(p1, p2, rtol=2e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume_gives_the_uninterrupted_results(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["run", "scr", "--method", "cbp", "--seeds", "2", "--steps", "400000",
+            "--bin-size", "1000", "--metrics-every", "10000", "--set", "chunk_bins=10",
+            "--no-progress"]  # fmt: skip
+    cmd = [sys.executable, "-m", "lopkit.cli", *args]
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "cut")], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    checkpoint = tmp_path / "cut" / "checkpoint" / "state.npz"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130 and "--resume" in err and "Traceback" not in err
+    assert not (tmp_path / "cut" / "metrics.parquet").exists()
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "cut"), "--resume"], capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    full = subprocess.run([*cmd, "--out", str(tmp_path / "full")], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+    assert full.returncode == 0, full.stderr
+    a, b = load(tmp_path / "full"), load(tmp_path / "cut")
+    assert len(a) == len(b)
+    np.testing.assert_array_equal(a["step"], b["step"])
+    np.testing.assert_allclose(a["value"].to_numpy(), b["value"].to_numpy(), rtol=1e-6)
