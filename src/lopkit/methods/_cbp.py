@@ -13,6 +13,10 @@ For every hidden unit i of every hidden layer, after each update:
   per-unit extras reset), outgoing weights 0, age 0, utility 0, and the optimizer moments
   of all those weights 0 (found through the same pytree paths as the weights).
 
+Conv layers: a channel is a unit (its kernel slice ``[kh, kw, c_in]``, its bias, and its
+slices of the next conv kernel or its rows of the first fc layer after a flatten; see
+:class:`lopkit.nets.UnitLayer`); its activity is averaged over batch × height × width.
+
 The official code also adds the replaced unit's mean contribution to the next layer's
 bias; the paper's algorithm does not, and neither do we.
 
@@ -32,7 +36,8 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit.methods._base import Context, Parts, Remedy, UnitRule
-from lopkit.nets._units import UnitLayer, get, map_param_trees, reset_units, zero_units
+from lopkit.methods._resets import require_unit_layers, reset_units_where_any
+from lopkit.nets._units import UnitLayer, get, outgoing_rows
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,8 +45,12 @@ class CBPConfig:
     """Continual backprop (Dohare et al. 2024). Defaults: the slowly-changing-regression
     settings (ρ 1e-4, m 100, η 0.99); other benchmarks set their own."""
 
-    replacement_rate: float = field(1e-4, "ρ: fraction of eligible units replaced per step", unit_interval=True)
-    maturity_threshold: int = field(100, "m: a unit is eligible once its age exceeds m", nonnegative=True)
+    replacement_rate: float = field(
+        1e-4, "ρ: fraction of eligible units replaced per step", unit_interval=True
+    )
+    maturity_threshold: int = field(
+        100, "m: a unit is eligible once its age exceeds m", nonnegative=True
+    )
     decay_rate: float = field(0.99, "η: decay of the utility's running average", open_unit=True)
     utility: str = field(
         "contribution",
@@ -65,8 +74,7 @@ def unit_activity(h: jax.Array, units: int) -> jax.Array:
 
 def contribution(params: Any, layer: UnitLayer, h: jax.Array, adaptable: bool) -> jax.Array:
     """The instantaneous utility y of every unit of ``layer`` ([units])."""
-    w_out = get(params, layer.outgoing)
-    w_out = jnp.abs(w_out.reshape((layer.out_group, layer.units, -1)))
+    w_out = jnp.abs(outgoing_rows(get(params, layer.outgoing), layer))
     y = unit_activity(h, layer.units) * w_out.sum((0, 2))
     if adaptable:
         w_in = jnp.abs(get(params, layer.incoming)).reshape(-1, layer.units)
@@ -94,7 +102,7 @@ def select_replacements(
 
 
 def _build(config: CBPConfig, ctx: Context) -> Parts:
-    layers = ctx.net.unit_layers
+    layers = require_unit_layers(ctx, "cbp")
     ks = [max_replacements(config.replacement_rate, layer.units) for layer in layers]
     adaptable = config.utility == "adaptable_contribution"
 
@@ -116,19 +124,8 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
             age = st["age"] + 1
             utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
             idx, active, pending = select_replacements(utility, age, st["pending"], config, k)
-            w_in = get(params, layer.incoming)
-            fresh = jax.random.uniform(
-                jax.random.fold_in(key, i),
-                w_in.shape[:-1] + (k,),
-                w_in.dtype,
-                -layer.init_bound,
-                layer.init_bound,
-            )
-            params = reset_units(params, layer, idx, active, fresh)
-            opt_state = map_param_trees(
-                lambda t, layer=layer, idx=idx, active=active: zero_units(t, layer, idx, active),
-                opt_state,
-                params,
+            params, opt_state = reset_units_where_any(
+                params, opt_state, layer, idx, active, jax.random.fold_in(key, i), k
             )
             keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
             new_state.append(

@@ -9,11 +9,46 @@ import optax
 
 from lopkit import _config
 from lopkit._errors import ConfigError
+from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS
 from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
 from lopkit.methods._cbp import CBP
+from lopkit.methods._crelu import CRELU
+from lopkit.methods._dropout import DROPOUT
+from lopkit.methods._l2_decoupled import L2_DECOUPLED
+from lopkit.methods._l2_init import L2_INIT
+from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._redo import REDO
+from lopkit.methods._reset_all import RESET_ALL
+from lopkit.methods._reset_head import RESET_HEAD
+from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
+from lopkit.methods._snr import SNR
+from lopkit.methods._upgd import UPGD
+from lopkit.methods._weight_clip import WEIGHT_CLIP
 
-REMEDIES: dict[str, Remedy] = {r.name: r for r in (BACKPROP, L2, SHRINK_PERTURB, CBP)}
+# One entry per remedy, in the order `lopkit list` shows them.
+REMEDIES: dict[str, Remedy] = {
+    r.name: r
+    for r in (
+        BACKPROP,
+        L2,
+        SHRINK_PERTURB,
+        CBP,
+        L2_DECOUPLED,
+        L2_INIT,
+        SHRINK_PERTURB_BOUNDARY,
+        REDO,
+        SNR,
+        LAYERNORM,
+        CRELU,
+        DROPOUT,
+        ADAM_EQUAL_BETAS,
+        UPGD,
+        WEIGHT_CLIP,
+        RESET_HEAD,
+        RESET_ALL,
+    )
+}
 
 
 def register(remedy: Remedy) -> Remedy:
@@ -62,7 +97,9 @@ class Composed:
                 out[key] = value
         return out
 
-    def transformation(self, optimizer: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    def transformation(
+        self, optimizer: optax.GradientTransformation
+    ) -> optax.GradientTransformationExtraArgs:
         """chain(gradient parts…, optimizer, update parts…)."""
         pre = [p.gradient for p in self.parts if p.gradient is not None]
         post = [p.update for p in self.parts if p.update is not None]

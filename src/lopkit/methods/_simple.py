@@ -55,8 +55,12 @@ class ShrinkPerturbConfig:
     """Every step: coupled weight decay, then θ += N(0, σ²) (Dohare et al. 2024's variant of
     Ash & Adams 2020, applied continually rather than once at a task boundary)."""
 
-    weight_decay: float = field(1e-4, "λ, added as λθ to the gradient (the shrink)", nonnegative=True)
-    noise_std: float = field(1e-5, "σ of the Gaussian noise added to every parameter", nonnegative=True)
+    weight_decay: float = field(
+        1e-4, "λ, added as λθ to the gradient (the shrink)", nonnegative=True
+    )
+    noise_std: float = field(
+        1e-5, "σ of the Gaussian noise added to every parameter", nonnegative=True
+    )
 
 
 def _shrink_perturb(config: ShrinkPerturbConfig, ctx: Context) -> Parts:

@@ -2,10 +2,20 @@
 
 from lopkit.nets._activations import ACTIVATIONS, GAINS, kaiming_uniform_bound
 from lopkit.nets._mlp import MLP, MLPConfig, Trace
-from lopkit.nets._units import UnitLayer, get, map_param_trees, replace, reset_units, zero_units
+from lopkit.nets._units import (
+    Anchor,
+    UnitLayer,
+    get,
+    map_param_trees,
+    outgoing_rows,
+    replace,
+    reset_units,
+    zero_units,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "Anchor",
     "GAINS",
     "MLP",
     "MLPConfig",
@@ -14,6 +24,7 @@ __all__ = [
     "get",
     "kaiming_uniform_bound",
     "map_param_trees",
+    "outgoing_rows",
     "replace",
     "reset_units",
     "zero_units",

@@ -1,0 +1,75 @@
+"""What each remedy costs: seed-steps per second on slowly-changing regression, K seeds.
+
+Every registered remedy (at its slowly-changing-regression defaults, metrics off) runs as
+one compiled program over K seeds. Compilation is excluded: one chunk of ``steps`` steps
+is run first (compile + warm-up), then the next chunk of ``steps`` steps is timed, ended by
+``jax.block_until_ready``. Reported: seed-steps per second (K × steps / seconds) and the
+ratio to backprop's (DESIGN §5: CBP within 2× of backprop).
+
+    python -m lopkit.bench_remedies --seeds 100 --steps 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable
+
+import jax
+import jax.numpy as jnp
+
+from lopkit._experiment import make_experiment
+from lopkit.methods import REMEDIES
+
+
+def remedy_throughput(
+    method: str, k: int = 100, steps: int = 100_000, bin_size: int = 10_000
+) -> float:
+    """Seed-steps per second of ``method`` on slowly-changing regression (compile excluded)."""
+    if steps % bin_size:
+        raise ValueError(f"steps ({steps}) must be a multiple of bin_size ({bin_size})")
+    n_bins = steps // bin_size
+    experiment = make_experiment(
+        "scr", method, seeds=k, steps=2 * steps, bin_size=bin_size, metrics=()
+    )
+    program, _ = experiment.build()
+    state = program.init(jnp.asarray(experiment.seed_ids))
+    state, errors, _ = program.chunk(state, jnp.asarray(0, jnp.int32), n_bins)  # compile
+    jax.block_until_ready((state, errors))
+    start = time.perf_counter()
+    state, errors, _ = program.chunk(state, jnp.asarray(n_bins, jnp.int32), n_bins)
+    jax.block_until_ready((state, errors))
+    return k * steps / (time.perf_counter() - start)
+
+
+def remedy_costs(
+    k: int = 100, steps: int = 100_000, names: Iterable[str] | None = None
+) -> list[tuple[str, float, float]]:
+    """``[(remedy, seed_steps_per_s, relative_to_backprop)]`` for every registered remedy
+    (or ``names``), backprop first; relative = throughput / backprop's (1 = as fast)."""
+    names = [n for n in (names or REMEDIES) if n != "backprop"]
+    base = remedy_throughput("backprop", k, steps)
+    rows = [("backprop", base, 1.0)]
+    for name in names:
+        rate = remedy_throughput(name, k, steps)
+        rows.append((name, rate, rate / base))
+    return rows
+
+
+def format_costs(rows: list[tuple[str, float, float]]) -> str:
+    lines = [f"{'remedy':<26}{'seed-steps/s':>14}{'vs backprop':>13}"]
+    lines += [f"{name:<26}{rate:>14,.0f}{rel:>12.2f}×" for name, rate, rel in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=100, help="K seeds run as one program")
+    parser.add_argument("--steps", type=int, default=100_000, help="timed steps per seed")
+    parser.add_argument("--only", nargs="*", help="remedies to measure (default: all)")
+    args = parser.parse_args(argv)
+    print(format_costs(remedy_costs(args.seeds, args.steps, args.only)))
+
+
+if __name__ == "__main__":
+    main()
