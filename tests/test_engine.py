@@ -10,10 +10,13 @@ from lopkit.results import load
 QUICK = {"steps": 2_000, "bin_size": 500, "metrics_every": 1_000, "probe_size": 64}
 
 
-def _chunk(method, seeds, first_seed=0, **settings):
-    e = make_experiment("scr", method, settings, seeds=seeds, first_seed=first_seed, **QUICK)
-    program, _ = e.build()
-    state = program.init(jnp.asarray(e.seed_ids))
+def _program(method, seeds, **settings):
+    e = make_experiment("scr", method, settings, seeds=seeds, **QUICK)
+    return e.build()[0]
+
+
+def _chunk(program, seed_ids):
+    state = program.init(jnp.asarray(seed_ids, jnp.int32))
     state, errors, probes = program.chunk(state, jnp.int32(0), 4)
     return state, np.asarray(errors), np.asarray(probes)
 
@@ -23,19 +26,19 @@ def test_batched_seeds_equal_each_seed_alone(method):
     settings = (
         {"cbp.replacement_rate": 0.01, "cbp.maturity_threshold": 20} if "cbp" in method else {}
     )
-    state, errors, probes = _chunk(method, 8, **settings)
+    state, errors, probes = _chunk(_program(method, 8, **settings), range(8))
+    alone = _program(method, 1, **settings)  # one compiled program; the seed id is an input
     for k in range(8):
-        s1, e1, p1 = _chunk(method, 1, first_seed=k, **settings)
+        s1, e1, p1 = _chunk(alone, [k])
         np.testing.assert_allclose(errors[k], e1[0], rtol=2e-5, atol=1e-7)
         np.testing.assert_allclose(probes[k], p1[0], rtol=2e-5, atol=1e-6)
         w = state["learner"]["params"]["hidden_0"]["w"][k]
-        np.testing.assert_allclose(
-            w, s1["learner"]["params"]["hidden_0"]["w"][0], rtol=2e-5, atol=1e-6
-        )
+        w1 = s1["learner"]["params"]["hidden_0"]["w"][0]
+        np.testing.assert_allclose(w, w1, rtol=2e-5, atol=1e-6)
 
 
 def test_seeds_differ_in_data_and_init():
-    state, errors, _ = _chunk("backprop", 2)
+    state, errors, _ = _chunk(_program("backprop", 2), range(2))
     assert not np.allclose(state["stream"]["target"]["w"][0], state["stream"]["target"]["w"][1])
     assert not np.allclose(errors[0], errors[1])
 
