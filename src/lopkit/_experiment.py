@@ -111,7 +111,7 @@ class Experiment:
         method = compose(
             list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"])
         )
-        base = make_optimizer(optimizer)
+        base = (problem.optimizer_fn or make_optimizer)(optimizer)
         learner = Learner(
             net,
             problem.loss_fn,
@@ -132,6 +132,7 @@ class Experiment:
             probe_size=self.run.probe_size,
             metrics_every=self.run.metrics_every,
             seed_map=problem.seed_map,
+            protocol=problem.protocol,
         )
         return program, problem.error_name
 
@@ -185,7 +186,7 @@ def make_experiment(
     config = _config.build(bench.config, bench_settings)
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults)
     run_values = {
-        **bench.run_defaults,
+        **bench.run_defaults_for(config),
         **run_settings,
         **{k: v for k, v in run.items() if v is not None},
     }

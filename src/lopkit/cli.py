@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lopkit._errors import ConfigError, LopkitError
+from lopkit.data._errors import DataError
 
 
 def _parse_settings(items: list[str]) -> dict[str, str]:
@@ -47,8 +48,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from lopkit._experiment import make_experiment, run_experiment
+    from lopkit.experiments import load_preset, preset_settings
+    from lopkit.methods import parse_method
 
-    settings = _parse_settings(args.set)
+    settings = {}
+    if args.preset:  # the preset first: --data, --set and the run flags override it
+        preset = load_preset(args.benchmark, args.preset)
+        settings.update(preset_settings(preset, parse_method(args.method)))
+    if args.data:
+        settings["data"] = args.data
+    settings.update(_parse_settings(args.set))
     run = {
         "seeds": args.seeds,
         "steps": args.steps,
@@ -61,7 +70,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.metrics is not None:
         run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
     experiment = make_experiment(args.benchmark, args.method, settings, **run)
-    out = Path(args.out or f"runs/{args.benchmark}-{experiment.method}")
+    preset = f"-{args.preset}" if args.preset else ""
+    out = Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
     summary = run_experiment(
         experiment, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
     )
@@ -133,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("run", help="run many seeds of a benchmark with a method")
     s.add_argument("benchmark", help="benchmark name (see `lopkit list benchmarks`)")
     s.add_argument("--method", default="backprop", help="remedies joined by +, e.g. cbp+l2")
+    s.add_argument(
+        "--preset", help="named settings, e.g. quick or paper (src/lopkit/experiments/*.yaml)"
+    )
+    s.add_argument("--data", help="data set of a benchmark over labeled data (--set data=NAME)")
     s.add_argument("--seeds", type=int, help="number of seeds (default 10)")
     s.add_argument("--steps", type=int, help="steps per seed")
     s.add_argument("--first-seed", type=int, help="id of the first seed")
@@ -188,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
-    except LopkitError as err:
+    except (LopkitError, DataError) as err:
         print(f"lopkit: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

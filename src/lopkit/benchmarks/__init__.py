@@ -2,9 +2,15 @@
 
 from lopkit._config import unknown_name
 from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, make_optimizer
+from lopkit.benchmarks._binary import BINARY
+from lopkit.benchmarks._class_incremental import CLASS_INCREMENTAL
+from lopkit.benchmarks._permuted import PERMUTED
 from lopkit.benchmarks._scr import SCR, SCRConfig
+from lopkit.benchmarks._warmstart import WARMSTART
 
-BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (SCR,)}
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL)
+}
 
 
 def get_benchmark(name: str) -> Benchmark:

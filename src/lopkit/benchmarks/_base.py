@@ -45,7 +45,12 @@ class Problem:
     error_name: the reported error's metric name; optimizer: dict of OptimizerConfig fields;
     boundary_events: :class:`lopkit.methods.BoundaryEvent` s that are part of the protocol
     (e.g. continual ImageNet resets the output layer at each task), run before the
-    remedies' events; seed_map: how seeds are mapped ("vmap" or "map").
+    remedies' events; seed_map: how seeds are mapped ("vmap" or "map");
+    optimizer_fn: builds the base optimizer from the optimizer dict (default
+    :func:`make_optimizer`; e.g. a step-size schedule over the tasks); protocol: the
+    benchmark's own procedure around the updates (e.g. keeping the best-validation weights),
+    ``init(params) -> state`` and ``after_step(state, learner_state, stream, stream_state,
+    step) -> (state, learner_state)``, run after every update.
     """
 
     stream: Any
@@ -57,11 +62,18 @@ class Problem:
     optimizer: dict[str, Any]
     boundary_events: tuple[Any, ...] = ()  # the protocol's own task-start events (head reset)
     seed_map: str = "vmap"  # "vmap" or "map" (sequential over seeds; faster for some conv nets)
+    optimizer_fn: Callable[[dict[str, Any]], optax.GradientTransformation] | None = None
+    protocol: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
-    """A registered benchmark: name, summary, typed config, build, remedy defaults."""
+    """A registered benchmark: name, summary, typed config, build, remedy defaults.
+
+    run_defaults: run settings (bin_size, steps, …) suggested by the benchmark, as a dict or
+    as a function of the benchmark's config (e.g. one bin per task when the task length is
+    a setting); the user's settings override them.
+    """
 
     name: str
     summary: str
@@ -69,4 +81,9 @@ class Benchmark:
     config: type
     build: Callable[[Any], Problem]
     remedy_defaults: dict[str, dict[str, Any]]
-    run_defaults: dict[str, Any]
+    run_defaults: dict[str, Any] | Callable[[Any], dict[str, Any]]
+
+    def run_defaults_for(self, config: Any) -> dict[str, Any]:
+        """The suggested run settings for ``config`` (an instance of ``self.config``)."""
+        d = self.run_defaults
+        return dict(d(config) if callable(d) else d)

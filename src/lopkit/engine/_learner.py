@@ -8,9 +8,13 @@ A step, for a batch (x, y) at global step t with PRNG key k:
 
 1. at the first step of a new task, the benchmark's own events (e.g. a head reset), then
    the method's boundary events, in order;
-2. forward pass (dropout keyed by k), loss, gradient;
-3. ``chain(gradient parts…, optimizer, update parts…)`` with the extra argument key=k;
-4. the unit rules, in the method's order, on the step's activations (taken before the
+2. forward pass (dropout keyed by k), loss, gradient; a network with a training mode
+   (BatchNorm) provides ``train_apply`` for this pass and ``apply`` for everything else;
+3. ``chain(gradient parts…, optimizer, update parts…)`` with the extra arguments key=k and
+   step=t (the global step, e.g. for a step-size schedule);
+4. for a network with running statistics (``with_stats``): the statistics computed by the
+   training pass replace whatever the update did to them (they are never learned);
+5. the unit rules, in the method's order, on the step's activations (taken before the
    update) and the updated parameters.
 
 The error reported for the step is that of the prediction made before the update
@@ -89,13 +93,17 @@ class Learner:
         params = state["params"]
         dropout_key = jax.random.fold_in(key, _DROPOUT) if self.net.config.dropout > 0 else None
 
+        forward = getattr(self.net, "train_apply", self.net.apply)
+
         def objective(p):
-            out, trace = self.net.apply(p, x, dropout_key)
+            out, trace = forward(p, x, dropout_key)
             return self.loss_fn(out, y), (out, trace)
 
         (loss, (out, trace)), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        updates, opt_state = self.tx.update(grads, state["opt_state"], params, key=key)
+        updates, opt_state = self.tx.update(grads, state["opt_state"], params, key=key, step=t)
         params = optax.apply_updates(params, updates)
+        if hasattr(self.net, "with_stats"):  # running statistics: computed, never learned
+            params = self.net.with_stats(params, trace)
         rule_states = []
         for i, (rule, rule_state) in enumerate(
             zip(self.method.unit_rules, state["rules"], strict=True)

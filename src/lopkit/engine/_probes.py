@@ -67,11 +67,19 @@ class Probe(NamedTuple):
 
 
 def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
+    """Per layer, and pooled over all hidden units: the fraction over the concatenated units
+    when every layer has the same rows (an MLP), else (conv layers, whose rows are
+    batch × height × width) the unit-weighted mean of the per-layer fractions."""
+
     def rows(p: ProbeInputs) -> Rows:
-        acts = getattr(p, source)
+        acts = [metrics.as_units(h) for h in getattr(p, source)]
         out = [(name, layer, f(h)) for layer, h in zip(p.layers, acts, strict=True)]
-        pooled = jnp.concatenate([metrics.as_units(h) for h in acts], axis=-1)
-        return out + [(name, "", f(pooled))]
+        if len({h.shape[0] for h in acts}) == 1:
+            pooled = f(jnp.concatenate(acts, axis=-1))
+        else:
+            units = jnp.array([h.shape[-1] for h in acts], jnp.float32)
+            pooled = jnp.sum(jnp.stack([v for _, _, v in out]) * units) / jnp.sum(units)
+        return out + [(name, "", pooled)]
 
     return rows
 
@@ -133,10 +141,17 @@ def _plasticity(p: ProbeInputs) -> Rows:
 
 
 def _test_accuracy(p: ProbeInputs) -> Rows:
-    """Accuracy on the current task's held-out set, ``stream.evaluate(state) -> (x, labels)``."""
+    """Accuracy on the current task's held-out set, ``stream.evaluate(state) -> (x, labels)``.
+
+    Examples labelled −1 are padding (ignored); a stream with ``output_mask(state)`` (bool
+    ``[outputs]``) restricts predictions to those outputs (class-incremental learning)."""
     x, labels = p.stream.evaluate(p.stream_state)
     out = p.learner.net.apply(p.params, x)[0]
-    return [("test_accuracy", "", jnp.mean(jnp.argmax(out, -1) == labels))]
+    if hasattr(p.stream, "output_mask"):
+        out = jnp.where(p.stream.output_mask(p.stream_state), out, -jnp.inf)
+    valid = labels >= 0
+    correct = (jnp.argmax(out, -1) == labels) & valid
+    return [("test_accuracy", "", jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1))]
 
 
 def _needs_test_set(stream: Any) -> str | None:

@@ -44,6 +44,11 @@ class Program:
     metrics_every: take probes at the end of bins whose end step is a multiple (0: never);
     seed_map: "vmap" (one batched program) or "map" (``lax.map``: seeds one after another
     inside the compiled program; for conv nets this can be faster on CPU).
+
+    A stream with a data set shared by every seed exposes it as ``stream.constants`` (a
+    pytree of arrays) and ``stream.bind(constants) -> stream``; the compiled functions take
+    the data as an argument and run the methods of the bound stream (see
+    :mod:`lopkit.streams._base`).
     """
 
     stream: Any
@@ -55,6 +60,7 @@ class Program:
     probe_size: int
     metrics_every: int
     seed_map: str = "vmap"
+    protocol: Any = None  # the benchmark's procedure after each update (Problem.protocol)
 
     # ---- one seed -------------------------------------------------------------------
     def init_seed(self, seed: jax.Array) -> dict[str, Any]:
@@ -67,6 +73,8 @@ class Program:
         stream_state = self.stream.init(keys["stream"])
         learner = self.learner.init(jax.random.fold_in(root, _KEY_INIT))
         extra = {"params0": learner["params"]} if self.needs_params0 else {}
+        if self.protocol is not None:
+            extra["protocol"] = self.protocol.init(learner["params"])
         return {
             **extra,
             "learner": learner,
@@ -89,15 +97,24 @@ class Program:
         steps = start + jnp.arange(n, dtype=jnp.int32)
 
         def body(carry, inputs):
-            learner_state, diverged_at, total = carry
+            learner_state, protocol_state, diverged_at, total = carry
             x, y, is_boundary, k, t = inputs
             learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
+            if self.protocol is not None:
+                protocol_state, learner_state = self.protocol.after_step(
+                    protocol_state, learner_state, self.stream, state["stream"], t
+                )
             bad = ~jnp.isfinite(loss) & (diverged_at < 0)
             diverged_at = jnp.where(bad, t, diverged_at)
-            return (learner_state, diverged_at, total + error), None
+            return (learner_state, protocol_state, diverged_at, total + error), None
 
-        carry = (state["learner"], state["diverged_at"], jnp.zeros((), jnp.float32))
-        (learner_state, diverged_at, total), _ = jax.lax.scan(
+        carry = (
+            state["learner"],
+            state.get("protocol"),
+            state["diverged_at"],
+            jnp.zeros((), jnp.float32),
+        )
+        (learner_state, protocol_state, diverged_at, total), _ = jax.lax.scan(
             body, carry, (block.x, block.y, boundary, step_keys, steps)
         )
         new_state = {
@@ -107,6 +124,8 @@ class Program:
             "prev_task": task[-1],
             "diverged_at": diverged_at,
         }
+        if self.protocol is not None:
+            new_state["protocol"] = protocol_state
         return new_state, total
 
     @functools.cached_property
@@ -181,15 +200,39 @@ class Program:
         return state, errors, values
 
     # ---- all seeds ------------------------------------------------------------------
-    @functools.partial(jax.jit, static_argnums=0)
+    @functools.cached_property
+    def constants(self) -> Any:
+        """The stream's shared data (``stream.constants``) on the device, or None."""
+        constants = getattr(self.stream, "constants", None)
+        return None if constants is None else jax.device_put(constants)
+
+    def bound(self, constants: Any) -> Program:
+        """This program with its stream bound to ``constants`` (traced arguments)."""
+        if constants is None:
+            return self
+        return dataclasses.replace(self, stream=self.stream.bind(constants))
+
     def init(self, seeds: jax.Array) -> dict[str, Any]:
         """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere)."""
-        return jax.vmap(self.init_seed)(seeds)
+        return self._init(self.constants, seeds)
 
-    @functools.partial(jax.jit, static_argnums=(0, 3), donate_argnums=1)
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
-        """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R])."""
+        """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R]).
+
+        ``state`` is donated (its buffers are reused for the result)."""
+        return self._chunk(self.constants, state, first_bin, n_bins)
+
+    # A stream's shared data set is an argument of the compiled functions, not a constant
+    # embedded in them (an embedded 150 MB array costs seconds of compilation and several
+    # copies in memory), and it carries no seed axis (never copied per seed).
+    @functools.partial(jax.jit, static_argnums=0)
+    def _init(self, constants: Any, seeds: jax.Array) -> dict[str, Any]:
+        return jax.vmap(self.bound(constants).init_seed)(seeds)
+
+    @functools.partial(jax.jit, static_argnums=(0, 4), donate_argnums=2)
+    def _chunk(self, constants: Any, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
+        program = self.bound(constants)
         if self.seed_map == "map":
-            return jax.lax.map(lambda s: self.run_bins(s, first_bin, n_bins), state)
-        run = jax.vmap(self.run_bins, in_axes=(0, None, None), axis_name=SEED_AXIS)
+            return jax.lax.map(lambda s: program.run_bins(s, first_bin, n_bins), state)
+        run = jax.vmap(program.run_bins, in_axes=(0, None, None), axis_name=SEED_AXIS)
         return run(state, first_bin, n_bins)

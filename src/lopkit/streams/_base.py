@@ -10,7 +10,14 @@ A stream is pure. The engine calls, for one seed (the seed axis never appears he
   diagnostics: ``x`` ``[size, *input_shape]``, ``y`` ``[size, *target_shape]``.
 
 Optionally, ``evaluate(state) -> (x, labels)``: the current task's held-out examples
-(``x`` ``[n, *input_shape]``, int ``labels`` ``[n]``), for the ``test_accuracy`` probe.
+(``x`` ``[n, *input_shape]``, int ``labels`` ``[n]``; label −1 marks padding, ignored), for
+the ``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]``: the outputs a
+prediction may choose among (the classes seen so far, in class-incremental learning).
+
+Optionally, a data set shared by every seed: ``constants`` (a pytree of arrays) and
+``bind(constants) -> stream`` (the same stream reading its data from ``constants``). The
+engine passes ``constants`` to its compiled functions as an argument (never embedded in the
+program, never copied per seed) and calls the methods of the bound stream inside them.
 
 ``start`` is a traced int scalar (the same for all seeds); ``n`` and ``size`` are static.
 """
