@@ -3,7 +3,9 @@
 Slowly-changing regression at the paper's settings (20→5→1, batch 1), backprop and
 continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
 compilation excluded (one chunk runs first), then the cost of recording the default
-probes every 10,000 steps, then each remedy's cost relative to backprop.
+probes every 10,000 steps, each remedy's speed relative to backprop, the permuted-inputs
+MLP against the machine's measured bandwidth and matmul rate, and the binary-task ConvNet
+vmapped vs mapped sequentially over seeds.
 """
 
 from __future__ import annotations
@@ -63,9 +65,17 @@ def main(quick: bool = False) -> int:
     except ImportError:
         remedy_costs = None
     if remedy_costs is not None:
-        print("\nremedies, K = 100, seed-steps/s and cost relative to backprop:")
+        print("\nremedies, K = 100, seed-steps/s and speed relative to backprop (1 = as fast):")
         for name, rate, rel in remedy_costs(k=100):
             print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
+    from lopkit.bench_permuted import format_throughput, permuted_throughput
+
+    print()
+    print(format_throughput(permuted_throughput(repeats=repeats)))
+    from lopkit import bench_conv
+
+    print()
+    bench_conv.main(seeds=4, repeats=1)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak:,.0f} MiB")
     return 0
