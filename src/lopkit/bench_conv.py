@@ -10,11 +10,9 @@ benchmark's shapes (throughput does not depend on pixel values), compilation exc
 
 from __future__ import annotations
 
-import time
-
-import jax.numpy as jnp
 import numpy as np
 
+from lopkit.bench import chunk_throughput
 from lopkit.benchmarks._base import make_optimizer
 from lopkit.benchmarks._binary import zero_output_event
 from lopkit.benchmarks._classification import accuracy, cross_entropy
@@ -65,17 +63,7 @@ def binary_task_throughput(
     out = {}
     for seed_map in ("vmap", "map"):
         program = _program(image_shape, seed_map, batch)
-        state = program.init(jnp.arange(seeds, dtype=jnp.int32))
-        state, errors, _ = program.chunk(state, jnp.int32(0), bins)  # compile + warm up
-        errors.block_until_ready()
-        best = 0.0
-        for r in range(repeats):
-            start = time.perf_counter()
-            state, errors, _ = program.chunk(state, jnp.int32(bins * (r + 1)), bins)
-            errors.block_until_ready()
-            steps = bins * program.bin_size * seeds
-            best = max(best, steps / (time.perf_counter() - start))
-        out[seed_map] = best
+        out[seed_map] = chunk_throughput(program, np.arange(seeds), bins, repeats)
     return out
 
 

@@ -12,13 +12,10 @@ ratio to backprop's (DESIGN §5: CBP within 2× of backprop).
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Iterable
 
-import jax
-import jax.numpy as jnp
-
 from lopkit._experiment import make_experiment
+from lopkit.bench import chunk_throughput
 from lopkit.methods import REMEDIES
 
 
@@ -33,13 +30,7 @@ def remedy_throughput(
         "scr", method, seeds=k, steps=2 * steps, bin_size=bin_size, metrics=()
     )
     program, _ = experiment.build()
-    state = program.init(jnp.asarray(experiment.seed_ids))
-    state, errors, _ = program.chunk(state, jnp.asarray(0, jnp.int32), n_bins)  # compile
-    jax.block_until_ready((state, errors))
-    start = time.perf_counter()
-    state, errors, _ = program.chunk(state, jnp.asarray(n_bins, jnp.int32), n_bins)
-    jax.block_until_ready((state, errors))
-    return k * steps / (time.perf_counter() - start)
+    return chunk_throughput(program, experiment.seed_ids, n_bins)
 
 
 def remedy_costs(
