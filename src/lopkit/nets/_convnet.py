@@ -58,6 +58,22 @@ from lopkit.nets._units import UnitLayer
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
+def max_pool_2x2(h: jax.Array) -> jax.Array:
+    """2×2 max-pool with stride 2 over ``[B, H, W, C]`` (an odd last row / column is dropped,
+    as VALID pooling does).
+
+    Written as a reshape and a max rather than ``lax.reduce_window``: XLA:CPU computes the
+    gradient of ``reduce_window`` (select-and-scatter) 1.5–4× slower inside ``lax.scan``
+    (measured: batch 100, 28×28×32, 11.8 vs 3.1 ms per step). The forward values are the
+    same; the gradient differs only at exact ties inside a window, which ``jnp.max`` splits
+    equally where select-and-scatter gives it to the first — after a ReLU such ties are
+    zeros, whose gradient the ReLU stops anyway.
+    """
+    b, height, width, c = h.shape
+    h = h[:, : height // 2 * 2, : width // 2 * 2]
+    return h.reshape(b, height // 2, 2, width // 2, 2, c).max(axis=(2, 4))
+
+
 @dataclasses.dataclass(frozen=True)
 class ConvNetConfig:
     """Conv layers (each conv → activation → 2×2 max-pool), then fc layers; defaults are the
@@ -251,9 +267,7 @@ class ConvNet:
         h = x
         for name in self.conv_names:
             z = self._conv(h, params[name]["w"]) + params[name]["b"]
-            h = jax.lax.reduce_window(
-                self.activation(z), -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"
-            )
+            h = max_pool_2x2(self.activation(z))
             pre.append(z)
             hidden.append(h)
         h = h.reshape(h.shape[0], -1)  # row-major over (H, W, C): row p·C + c
