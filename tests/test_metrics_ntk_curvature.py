@@ -43,7 +43,8 @@ def test_ntk_of_a_nonlinear_model_matches_explicit_jacobians():
     J = jax.jacrev(lambda q: mlp(q, x))(p)  # leaves [batch, outputs, *shape]
     J = jnp.concatenate([j.reshape(5, 2, -1) for j in jax.tree_util.tree_leaves(J)], axis=-1)
     np.testing.assert_allclose(
-        ntk_gram(mlp, p, x), jnp.einsum("iop,jop->ij", J, J), rtol=1e-5, atol=1e-5)
+        ntk_gram(mlp, p, x), jnp.einsum("iop,jop->ij", J, J), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_ntk_summary_hand_values():
@@ -151,5 +152,4 @@ def test_plasticity_probe_vmap_over_seeds_equals_loop():
     stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *ps)
     opt = optax.adam(0.05)
     fn = jax.jit(lambda p: plasticity_probe(_mse, p, opt, batches, eval_batch))
-    np.testing.assert_allclose(
-        jax.vmap(fn)(stacked), [fn(p) for p in ps], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(fn)(stacked), [fn(p) for p in ps], rtol=1e-5, atol=1e-6)

@@ -142,8 +142,15 @@ def test_rank_orderings(seed, decay):
 
 def test_vmap_over_seeds_equals_loop():
     xs = np.random.default_rng(3).normal(size=(3, 10, 5)) * 0.5 ** np.arange(5)
-    fns = [singular_values, effective_rank, srank, approximate_rank, feature_rank,
-           stable_rank_classic, lambda x: srank(x, delta=0.2)]
+    fns = [
+        singular_values,
+        effective_rank,
+        srank,
+        approximate_rank,
+        feature_rank,
+        stable_rank_classic,
+        lambda x: srank(x, delta=0.2),
+    ]
     for fn in fns:
         batched = jax.jit(jax.vmap(fn))(xs)
         looped = np.stack([np.asarray(fn(x)) for x in xs])

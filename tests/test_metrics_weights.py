@@ -42,7 +42,11 @@ def test_weight_magnitude_per_layer():
     per_layer = weight_magnitude_per_layer(PARAMS)
     assert {k: float(v) for k, v in per_layer.items()} == {"dense_0/w": 2.5, "out/w": 0.5}
     assert set(weight_magnitude_per_layer(PARAMS, include_biases=True)) == {
-        "dense_0/w", "dense_0/b", "out/w", "out/b"}
+        "dense_0/w",
+        "dense_0/b",
+        "out/w",
+        "out/b",
+    }
 
 
 def test_param_norm_distance_and_grad_norm():
@@ -57,17 +61,22 @@ def test_param_norm_distance_and_grad_norm():
 
 def test_weight_metrics_vmap_over_seeds_equals_loop():
     rng = np.random.default_rng(0)
-    stacked = {"l0": {"w": rng.normal(size=(3, 4, 5)), "b": rng.normal(size=(3, 5))},
-               "l1": {"w": rng.normal(size=(3, 5, 2))}}
+    stacked = {
+        "l0": {"w": rng.normal(size=(3, 4, 5)), "b": rng.normal(size=(3, 5))},
+        "l1": {"w": rng.normal(size=(3, 5, 2))},
+    }
     stacked0 = jax.tree_util.tree_map(lambda x: x + rng.normal(size=x.shape), stacked)
     seeds = [jax.tree_util.tree_map(lambda x, i=i: x[i], stacked) for i in range(3)]
     seeds0 = [jax.tree_util.tree_map(lambda x, i=i: x[i], stacked0) for i in range(3)]
     for fn in (weight_magnitude, param_norm, grad_norm):
         np.testing.assert_allclose(
-            jax.jit(jax.vmap(fn))(stacked), [fn(p) for p in seeds], rtol=1e-6)
+            jax.jit(jax.vmap(fn))(stacked), [fn(p) for p in seeds], rtol=1e-6
+        )
     np.testing.assert_allclose(
         jax.vmap(distance_from_init)(stacked, stacked0),
-        [distance_from_init(p, q) for p, q in zip(seeds, seeds0, strict=True)], rtol=1e-6)
+        [distance_from_init(p, q) for p, q in zip(seeds, seeds0, strict=True)],
+        rtol=1e-6,
+    )
     batched = jax.vmap(weight_magnitude_per_layer)(stacked)
     for i, p in enumerate(seeds):
         for name, value in weight_magnitude_per_layer(p).items():

@@ -256,10 +256,12 @@ def test_units_of_a_conv_layer_reset_by_cbp():
         "conv1": {"w": jax.random.normal(k2, (3, 3, units, c_out)), "b": jnp.ones((c_out,))},
         "fc": {"w": jax.random.normal(k3, (hw[0] * hw[1] * units, 7)), "b": jnp.zeros((7,))},
     }
-    to_conv = UnitLayer("conv0", units, ("conv0", "w"), ("conv0", "b"), ("conv1", "w"), 0.5,
-                        out_axis=-2)
-    to_fc = UnitLayer("conv0", units, ("conv0", "w"), ("conv0", "b"), ("fc", "w"), 0.5,
-                      out_group=hw[0] * hw[1])
+    to_conv = UnitLayer(
+        "conv0", units, ("conv0", "w"), ("conv0", "b"), ("conv1", "w"), 0.5, out_axis=-2
+    )
+    to_fc = UnitLayer(
+        "conv0", units, ("conv0", "w"), ("conv0", "b"), ("fc", "w"), 0.5, out_group=hw[0] * hw[1]
+    )
     # channel 2 is silent at every position: the lowest utility, replaced first
     h = jax.random.uniform(KEY, (2, *hw, units), minval=0.1, maxval=1.0).at[..., 2].set(0.0)
     trace = Trace(pre=[h], hidden=[h])

@@ -67,8 +67,9 @@ def test_remedy_runs_deterministically_and_seeds_are_independent(method):
 
     again, learner_again = _run(program, batched.seed_ids)
     np.testing.assert_array_equal(errors, again)
-    for a, b in zip(jax.tree_util.tree_leaves(learner), jax.tree_util.tree_leaves(learner_again),
-                    strict=True):
+    for a, b in zip(
+        jax.tree_util.tree_leaves(learner), jax.tree_util.tree_leaves(learner_again), strict=True
+    ):
         np.testing.assert_array_equal(a, b)
 
     # Each seed alone (seeds=1, first_seed=k). The program does not depend on first_seed,
@@ -80,8 +81,11 @@ def test_remedy_runs_deterministically_and_seeds_are_independent(method):
         alone_program = alone_program or alone.build()[0]
         errors_k, learner_k = _run(alone_program, alone.seed_ids)
         np.testing.assert_allclose(errors[k], errors_k[0], rtol=2e-5, atol=1e-7)
-        for a, b in zip(jax.tree_util.tree_leaves(learner["params"]),
-                        jax.tree_util.tree_leaves(learner_k["params"]), strict=True):
+        for a, b in zip(
+            jax.tree_util.tree_leaves(learner["params"]),
+            jax.tree_util.tree_leaves(learner_k["params"]),
+            strict=True,
+        ):
             np.testing.assert_allclose(a[k], b[0], rtol=2e-5, atol=1e-6)
 
 
