@@ -211,4 +211,34 @@ def test_missing_data_is_a_data_error_and_impossible_sizes_config_errors(tmp_pat
 def test_quick_preset_builds():
     preset = load_preset("binary", "quick")
     e = make_experiment("binary", "cbp", preset_settings(preset, ["cbp"]))
-    assert e.run.steps == 40 * e.run.bin_size and e.remedy_configs[0].replacement_rate == 1e-3
+    assert e.run.steps == 480 * e.run.bin_size and e.remedy_configs[0].replacement_rate == 1e-3
+
+
+# ---- the paper's direction on the quick preset ----------------------------------------
+
+
+@pytest.mark.slow
+def test_quick_preset_backprop_loses_plasticity_and_cbp_keeps_it():
+    """The whole quick preset (480 tasks, 10 seeds; test accuracy only): backprop's test
+    accuracy over the last 20% of tasks is below its first 20% for at least 8 of 10 seeds
+    (a sign test, p ≈ 0.055 under no change) and on average; CBP's late mean is within two
+    standard errors of its early mean and above backprop's late mean."""
+    change, late = {}, {}
+    for method in ("backprop", "cbp"):
+        settings = preset_settings(load_preset("binary", "quick"), [method])
+        e = make_experiment("binary", method, {**settings, "metrics": ("test_accuracy",)})
+        assert e.run.seeds >= 10
+        program, _ = e.build()
+        state = program.init(jnp.asarray(e.seed_ids))
+        bins = e.run.steps // e.run.bin_size
+        _, _, probes = program.chunk(state, jnp.int32(0), bins)
+        column = program.labels.index(("test_accuracy", ""))
+        accuracy = np.asarray(probes)[:, :, column]  # [seeds, tasks]
+        k = bins // 5
+        early, late[method] = accuracy[:, :k].mean(1), accuracy[:, -k:].mean(1)
+        change[method] = late[method] - early
+    se = {m: d.std(ddof=1) / np.sqrt(d.size) for m, d in change.items()}
+    assert (change["backprop"] < 0).sum() >= 8, change
+    assert change["backprop"].mean() < 0, change
+    assert change["cbp"].mean() > -2 * se["cbp"], (change, se)
+    assert late["cbp"].mean() > late["backprop"].mean(), late
