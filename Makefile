@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/lopkit demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses 4  # tests on separate cores (most are single-threaded)
 
 bench: $(STAMP)
 	$(BIN)/lopkit bench
