@@ -30,8 +30,12 @@ Runs = pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike]
 _PRETTY = {
     "mse": "Mean squared error",
     "accuracy": "Accuracy",
+    "test_accuracy": "Test accuracy",
+    "train_accuracy": "Training accuracy",
     "dead_fraction": "Fraction of dead units",
     "dormant_fraction": "Fraction of dormant units",
+    "inactive_fraction": "Fraction of inactive units",
+    "linear_fraction": "Fraction of linearized units",
     "effective_rank": "Effective rank",
     "srank": "Stable rank",
     "weight_magnitude": "Weight magnitude",
