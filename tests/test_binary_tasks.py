@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _quick_presets import run_quick_preset
 from lopkit._errors import ConfigError
 from lopkit._experiment import make_experiment
 from lopkit.benchmarks._binary import BinaryConfig, build, run_defaults
@@ -225,16 +226,9 @@ def test_quick_preset_backprop_loses_plasticity_and_cbp_keeps_it():
     standard errors of its early mean and above backprop's late mean."""
     change, late = {}, {}
     for method in ("backprop", "cbp"):
-        settings = preset_settings(load_preset("binary", "quick"), [method])
-        e = make_experiment("binary", method, {**settings, "metrics": ("test_accuracy",)})
-        assert e.run.seeds >= 10
-        program, _ = e.build()
-        state = program.init(jnp.asarray(e.seed_ids))
-        bins = e.run.steps // e.run.bin_size
-        _, _, probes = program.chunk(state, jnp.int32(0), bins)
-        column = program.labels.index(("test_accuracy", ""))
-        accuracy = np.asarray(probes)[:, :, column]  # [seeds, tasks]
-        k = bins // 5
+        program, _, probes = run_quick_preset("binary", method, metrics=("test_accuracy",))
+        accuracy = probes[:, :, program.labels.index(("test_accuracy", ""))]  # [seeds, tasks]
+        k = accuracy.shape[1] // 5
         early, late[method] = accuracy[:, :k].mean(1), accuracy[:, -k:].mean(1)
         change[method] = late[method] - early
     se = {m: d.std(ddof=1) / np.sqrt(d.size) for m, d in change.items()}
