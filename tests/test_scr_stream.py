@@ -7,35 +7,75 @@ import numpy as np
 from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression, ltu_target, ltu_thresholds
 
 
-def test_ltu_thresholds_count_negative_weights_and_bias():
-    # m = 3 inputs, 2 LTUs. Unit 0: weights (+,-,-), bias - → S=3; unit 1: (+,+,+), bias + → S=0.
-    w = jnp.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
-    b = jnp.array([-1.0, 1.0])
-    theta = ltu_thresholds(w, b, beta=0.7)
+# m = 3 inputs, 2 LTUs. Unit 0: weights (+,-,-), bias -; unit 1: weights (+,+,+), bias +.
+W = jnp.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
+B = jnp.array([-1.0, 1.0])
+
+
+def test_official_thresholds_are_fixltunet_formula():
+    # lop/nets/fix_ltu_net.py: S = (m - sum(w) + b) / 2, tau = beta (m + 1) - S.
+    # Unit 0: S = (3 - (-1) + (-1)) / 2 = 1.5; unit 1: S = (3 - 3 + 1) / 2 = 0.5.
+    theta = ltu_thresholds(W, B, beta=0.7)
+    np.testing.assert_allclose(theta, [0.7 * 4 - 1.5, 0.7 * 4 - 0.5], rtol=1e-6)
+    # = #negative input weights + b/2
+    negatives = (np.asarray(W) < 0).sum(0)
+    np.testing.assert_allclose(theta, 0.7 * 4 - (negatives + np.asarray(B) / 2), rtol=1e-6)
+
+
+def test_paper_text_thresholds_count_negative_weights_and_bias():
+    # Unit 0: 2 negative weights + negative bias → S = 3; unit 1: S = 0.
+    theta = ltu_thresholds(W, B, beta=0.7, target="paper_text")
     np.testing.assert_allclose(theta, [0.7 * 4 - 3, 0.7 * 4 - 0], rtol=1e-6)
 
 
 def test_ltu_target_on_hand_computed_inputs():
-    w = jnp.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
-    b = jnp.array([-1.0, 1.0])
-    target = {"w": w, "b": b, "v": jnp.array([1.0, -1.0]), "theta": ltu_thresholds(w, b, 0.7)}
-    # θ = (-0.2, 2.8).
-    # x=(1,0,0): pre = (1-1, 1+1) = (0, 2): φ = (0>-0.2, 2>2.8) = (1, 0) → y = 1
-    # x=(1,1,1): pre = (-1-1, 3+1) = (-2, 4): φ = (0, 1) → y = -1
-    # x=(0,0,0): pre = (-1, 1): φ = (0, 0) → y = 0
-    # x=(1,1,0): pre = (0-1, 2+1) = (-1, 3): φ = (0, 1) → y = -1
     x = jnp.array([[1.0, 0, 0], [1, 1, 1], [0, 0, 0], [1, 1, 0]])
-    np.testing.assert_array_equal(ltu_target(target, x)[:, 0], [1.0, -1.0, 0.0, -1.0])
+    # pre-activations x @ W + B: (0, 2), (-2, 4), (-1, 1), (-1, 3)
+    v = jnp.array([1.0, -1.0])
+    # official: θ = (1.3, 2.3), c = -1: φ = (0,0), (0,1), (0,0), (0,1) → y = -1, -2, -1, -2
+    official = {"w": W, "b": B, "v": v, "theta": ltu_thresholds(W, B, 0.7), "c": -1.0}
+    np.testing.assert_array_equal(ltu_target(official, x)[:, 0], [-1.0, -2.0, -1.0, -2.0])
+    # paper_text: θ = (-0.2, 2.8), c = 0: φ = (1,0), (0,1), (0,0), (0,1) → y = 1, -1, 0, -1
+    theta = ltu_thresholds(W, B, 0.7, "paper_text")
+    text = {"w": W, "b": B, "v": v, "theta": theta, "c": jnp.float32(0)}
+    np.testing.assert_array_equal(ltu_target(text, x)[:, 0], [1.0, -1.0, 0.0, -1.0])
 
 
 def test_target_weights_are_signs_and_thresholds_consistent():
+    for variant in ("official", "paper_text"):
+        stream = SlowlyChangingRegression(SCRStreamConfig(target=variant))
+        t = stream.init(jax.random.PRNGKey(3))["target"]
+        for name in ("w", "b", "v"):
+            assert set(np.unique(np.asarray(t[name]))) <= {-1.0, 1.0}
+        w, b = np.asarray(t["w"]), np.asarray(t["b"])
+        if variant == "official":
+            s = (20 - w.sum(0) + b) / 2
+        else:
+            s = (w < 0).sum(0) + (b < 0)
+        np.testing.assert_allclose(t["theta"], 0.7 * 21 - s, rtol=1e-6)
+
+
+def test_output_bias_is_drawn_per_seed():
     stream = SlowlyChangingRegression(SCRStreamConfig())
-    state = stream.init(jax.random.PRNGKey(3))
+    biases = [float(stream.init(jax.random.PRNGKey(k))["target"]["c"]) for k in range(20)]
+    assert set(biases) == {-1.0, 1.0}  # both signs among 20 seeds (P(miss) = 2^-19)
+    text = SlowlyChangingRegression(SCRStreamConfig(target="paper_text"))
+    assert all(float(text.init(jax.random.PRNGKey(k))["target"]["c"]) == 0 for k in range(5))
+    # the bias enters the output: y - c is the paper-text-style sum of the LTUs
+    state = stream.init(jax.random.PRNGKey(0))
+    _, block = stream.block(state, jax.random.PRNGKey(1), jnp.int32(0), 50)
     t = state["target"]
-    for name in ("w", "b", "v"):
-        assert set(np.unique(np.asarray(t[name]))) <= {-1.0, 1.0}
-    negatives = (np.asarray(t["w"]) < 0).sum(0) + (np.asarray(t["b"]) < 0)
-    np.testing.assert_allclose(t["theta"], 0.7 * 21 - negatives, rtol=1e-6)
+    phi = (np.asarray(block.x) @ np.asarray(t["w"]) + np.asarray(t["b"])) > np.asarray(t["theta"])
+    np.testing.assert_allclose(block.y[..., 0], phi @ np.asarray(t["v"]) + float(t["c"]))
+
+
+def test_unknown_target_is_refused():
+    import pytest
+
+    from lopkit._errors import ConfigError
+
+    with pytest.raises(ConfigError, match="official"):
+        ltu_thresholds(W, B, 0.7, target="paper")
 
 
 def _bits_over(stream, steps, key=0):

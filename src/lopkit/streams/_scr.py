@@ -6,14 +6,24 @@ i.i.d. uniform every step. Every T steps (at steps T, 2T, …) the flipping bits
 ``flip_one=False`` redraws all f uniformly (the official code's default).
 
 Target: a fixed network m → H → 1 of linear threshold units (LTUs), every weight and bias
-uniformly ±1. Hidden unit i outputs 1 when its pre-activation Σ_j w_ji x_j + b_i exceeds
-θ_i = β·(m + 1) − S_i, with S_i the number of negative weights among its m input weights
-and its bias; else 0. The target is y = Σ_i v_i φ_i, with output weights v_i = ±1 and no
-output bias.
+uniformly ±1. Hidden unit i outputs φ_i = 1 when its pre-activation Σ_j w_ji x_j + b_i
+exceeds θ_i = β·(m + 1) − S_i, else 0. Two readings of S_i and of the output exist
+(``target``):
+
+- ``"official"`` (default; what produced the published curves): the official code's
+  ``FixLTUNet`` (``lop/nets/fix_ltu_net.py``, ``__init__``: ``S = (num_inputs −
+  sum(weights) + bias) / 2``; ``nn.Linear(num_features, 1, bias=True)`` with its bias drawn
+  from {−1, +1}). So S_i = (m − Σ_j w_ji + b_i) / 2 = #negative input weights + b_i / 2,
+  and y = Σ_i v_i φ_i + c with an output bias c = ±1.
+- ``"paper_text"``: the paper's Methods wording read literally: S_i = the number of
+  negative weights among the m input weights and the bias, and y = Σ_i v_i φ_i with no
+  output bias. Its thresholds are lower by ½ (b_i = −1) or higher by ½ (b_i = +1) than
+  the official ones, which makes the problem harder: errors are ~40% higher.
 
 References:
   Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. Loss of plasticity in deep
-  continual learning. Nature 632, 768–774 (2024), Methods "Slowly-changing regression".
+  continual learning. Nature 632, 768–774 (2024), Methods "Slowly-changing regression";
+  official code, ``lop/nets/fix_ltu_net.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ from lopkit._config import field
 from lopkit._errors import ConfigError
 from lopkit.streams._base import Block
 
+TARGETS = ("official", "paper_text")
+
 
 @dataclasses.dataclass(frozen=True)
 class SCRStreamConfig:
@@ -39,6 +51,12 @@ class SCRStreamConfig:
     flip_one: bool = field(False, "flip one bit per change (paper text) instead of redrawing all")
     target_hidden: int = field(100, "LTUs in the target network", positive=True)
     beta: float = field(0.7, "β of the LTU thresholds θ_i = β(m+1) − S_i", unit_interval=True)
+    target: str = field(
+        "official",
+        "LTU target: official (S_i = (m − Σw + b)/2, output bias ±1: the official code) or "
+        "paper_text (S_i = #negative weights and bias, no output bias)",
+        choices=TARGETS,
+    )
     batch_size: int = field(1, "examples per step", positive=True)
 
     def check(self) -> None:
@@ -52,17 +70,32 @@ def _signs(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(jnp.float32)
 
 
-def ltu_thresholds(w: jax.Array, b: jax.Array, beta: float) -> jax.Array:
-    """θ_i = β·(m+1) − S_i, S_i = #negative entries among w[:, i] and b_i. w: [m, H], b: [H]."""
+def ltu_thresholds(
+    w: jax.Array, b: jax.Array, beta: float, target: str = "official"
+) -> jax.Array:
+    """θ_i = β·(m+1) − S_i for ±1 weights ``w: [m, H]`` and biases ``b: [H]``.
+
+    ``target="official"``: S_i = (m − Σ_j w_ji + b_i) / 2 (``lop/nets/fix_ltu_net.py``);
+    ``"paper_text"``: S_i = #negative entries among w[:, i] and b_i.
+    """
     m = w.shape[0]
-    negatives = jnp.sum(w < 0, axis=0) + (b < 0)
-    return beta * (m + 1) - negatives.astype(jnp.float32)
+    if target == "official":
+        s = (m - jnp.sum(w, axis=0) + b) / 2
+    elif target == "paper_text":
+        s = (jnp.sum(w < 0, axis=0) + (b < 0)).astype(jnp.float32)
+    else:
+        raise ConfigError(f"unknown LTU target {target!r}; allowed: {', '.join(TARGETS)}")
+    return beta * (m + 1) - s.astype(jnp.float32)
 
 
 def ltu_target(target: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-    """The target network's output. x: ``[..., m]`` bits → ``[..., 1]``."""
+    """The target network's output Σ_i v_i φ_i + c. x: ``[..., m]`` bits → ``[..., 1]``.
+
+    ``target`` holds ``w [m, H]``, ``b [H]``, ``theta [H]``, ``v [H]`` and the output bias
+    ``c`` (a scalar; 0 for the ``paper_text`` target).
+    """
     phi = (x @ target["w"] + target["b"] > target["theta"]).astype(jnp.float32)
-    return phi @ target["v"][:, None]
+    return phi @ target["v"][:, None] + target["c"]
 
 
 class SlowlyChangingRegression:
@@ -83,11 +116,15 @@ class SlowlyChangingRegression:
         kw, kb, kv, kbits = jax.random.split(key, 4)
         w = _signs(kw, (c.num_bits, c.target_hidden))
         b = _signs(kb, (c.target_hidden,))
+        # The output bias has its own key (folded in), so the paper_text target's draws are
+        # the same as before the official target existed.
+        output_bias = _signs(jax.random.fold_in(key, 4), ())
         target = {
             "w": w,
             "b": b,
             "v": _signs(kv, (c.target_hidden,)),
-            "theta": ltu_thresholds(w, b, c.beta),
+            "theta": ltu_thresholds(w, b, c.beta, c.target),
+            "c": output_bias if c.target == "official" else jnp.zeros((), jnp.float32),
         }
         bits = jax.random.bernoulli(kbits, 0.5, (c.flipping_bits,)).astype(jnp.float32)
         return {"target": target, "bits": bits}
