@@ -456,7 +456,7 @@ def test_adam_equal_betas_sets_the_optimizer():
 
 # Quick slowly-changing regression where backprop visibly loses plasticity on 2 cores:
 # ReLU 20→5→1, SGD 0.01, all flipping bits redrawn every 2,000 steps (5 changes per bin),
-# 100k steps, 20 seeds. Backprop's error per bin climbs from ~1.2 to ~1.5 over the run;
+# 100k steps, 20 seeds. Backprop's error per bin climbs from ~0.9 to ~1.08 over the run;
 # every remedy below stays near its early level (docs/remedies.md has the measured numbers).
 BEHAVIOUR = {"seeds": 20, "steps": 100_000, "bin_size": 10_000, "metrics": ()}
 

@@ -3,9 +3,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from lopkit._errors import ConfigError
 from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression, ltu_target, ltu_thresholds
-
 
 # m = 3 inputs, 2 LTUs. Unit 0: weights (+,-,-), bias -; unit 1: weights (+,+,+), bias +.
 W = jnp.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
@@ -70,10 +71,6 @@ def test_output_bias_is_drawn_per_seed():
 
 
 def test_unknown_target_is_refused():
-    import pytest
-
-    from lopkit._errors import ConfigError
-
     with pytest.raises(ConfigError, match="official"):
         ltu_thresholds(W, B, 0.7, target="paper")
 

@@ -265,3 +265,17 @@ def run_experiment(
         error_name=error_name,
         stop_after_chunks=stop_after_chunks,
     )
+
+
+def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:
+    """Run ``experiment`` into ``run_dir``: a finished run there with the same configuration
+    is reused, an interrupted one finished, one with another configuration replaced."""
+    run_dir = Path(run_dir)
+    if (run_dir / "config.yaml").exists():
+        try:  # the same configuration: reuse (or finish) it
+            run_experiment(experiment, run_dir, resume=True, progress=progress)
+            return
+        except ConfigError:  # another configuration: replace it
+            pass
+    overwrite = (run_dir / "config.yaml").exists()
+    run_experiment(experiment, run_dir, overwrite=overwrite, progress=progress)

@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lopkit._errors import ConfigError
-from lopkit._experiment import make_experiment, run_experiment
+from lopkit._experiment import make_experiment, run_or_reuse
 from lopkit.experiments._presets import load_preset, preset_settings
 from lopkit.methods import parse_method
 from lopkit.results import load
@@ -72,7 +71,7 @@ def compare(
     for v in dict.fromkeys((variant, BASELINE)):  # once if variant is the baseline
         experiment = make_experiment("warmstart", method, {**base, "variant": v}, **run)
         run_dir = Path(out) / f"{v}-{experiment.method}"
-        _run_or_reuse(experiment, run_dir, progress)
+        run_or_reuse(experiment, run_dir, progress)
         rows.append({"variant": v, **final_accuracies(run_dir)})
     table = pd.DataFrame(rows)
     reference = table[table["variant"] == BASELINE].iloc[0]
@@ -81,17 +80,6 @@ def compare(
     if echo:
         print(format_table(table))
     return table
-
-
-def _run_or_reuse(experiment, run_dir: Path, progress: bool) -> None:
-    if (run_dir / "config.yaml").exists():
-        try:  # the same configuration: reuse (or finish) it
-            run_experiment(experiment, run_dir, resume=True, progress=progress)
-            return
-        except ConfigError:  # another configuration: replace it
-            pass
-    overwrite = (run_dir / "config.yaml").exists()
-    run_experiment(experiment, run_dir, overwrite=overwrite, progress=progress)
 
 
 def format_table(table: pd.DataFrame) -> str:

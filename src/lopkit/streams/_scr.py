@@ -17,8 +17,8 @@ exceeds θ_i = β·(m + 1) − S_i, else 0. Two readings of S_i and of the outpu
   and y = Σ_i v_i φ_i + c with an output bias c = ±1.
 - ``"paper_text"``: the paper's Methods wording read literally: S_i = the number of
   negative weights among the m input weights and the bias, and y = Σ_i v_i φ_i with no
-  output bias. Its thresholds are lower by ½ (b_i = −1) or higher by ½ (b_i = +1) than
-  the official ones, which makes the problem harder: errors are ~40% higher.
+  output bias. Against the official thresholds, its are ½ higher for units with b_i = +1
+  and 1½ lower for units with b_i = −1; the learner's errors are ~40% higher.
 
 References:
   Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. Loss of plasticity in deep
@@ -70,9 +70,7 @@ def _signs(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.where(jax.random.bernoulli(key, 0.5, shape), 1.0, -1.0).astype(jnp.float32)
 
 
-def ltu_thresholds(
-    w: jax.Array, b: jax.Array, beta: float, target: str = "official"
-) -> jax.Array:
+def ltu_thresholds(w: jax.Array, b: jax.Array, beta: float, target: str = "official") -> jax.Array:
     """θ_i = β·(m+1) − S_i for ±1 weights ``w: [m, H]`` and biases ``b: [H]``.
 
     ``target="official"``: S_i = (m − Σ_j w_ji + b_i) / 2 (``lop/nets/fix_ltu_net.py``);
