@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from lopkit import _config
+from lopkit._cache import enable_compilation_cache
 from lopkit._config import field
 from lopkit._errors import ConfigError, LopkitError
 from lopkit.benchmarks import get_benchmark, make_optimizer
@@ -247,7 +248,10 @@ def run_experiment(
     progress: bool = True,
     stop_after_chunks: int | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) an experiment into ``out``; returns the runner's summary."""
+    """Run (or resume) an experiment into ``out``; returns the runner's summary.
+
+    Compiled programs are kept in JAX's persistent cache (:mod:`lopkit._cache`)."""
+    enable_compilation_cache()
     resuming = prepare_run_dir(out, experiment, resume, overwrite)
     if resuming and (Path(out) / "metrics.parquet").exists():
         return {"finished": True, "seconds": 0.0, "bins_run": 0, "seed_steps_per_second": math.nan}
