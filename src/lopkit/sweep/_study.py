@@ -99,6 +99,7 @@ def prepare_study(out: Path, spec: StudySpec, spec_text: str, cells: list[Cell])
     keys = list(dict.fromkeys([*spec.swept_keys, *registry.get("swept_keys", [])]))
     registry["swept_keys"] = keys
     registry["condition_keys"] = spec.condition_keys
+    registry["name"] = spec.name
     for entry in old.values():  # older cells get None for keys added later
         entry["swept"] = {k: entry["swept"].get(k) for k in keys}
     study_token(out)
