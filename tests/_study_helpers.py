@@ -1,4 +1,4 @@
-"""A small study shared by the sweep tests: tiny scr cells (2 seeds × 6,000 steps)."""
+"""A small study shared by the sweep tests: tiny scr cells (2 seeds × 4,000 steps)."""
 
 import os
 import signal
@@ -19,7 +19,7 @@ SPEC = {
     "name": "tiny scr study",
     "benchmark": "scr",
     "seeds": 2,
-    "steps": 6000,
+    "steps": 4000,
     "run": {"bin_size": 1000, "metrics_every": 1000, "chunk_bins": 1},
     "grid": {"activation": ["relu", "tanh"]},
     "methods": {"backprop": {}, "l2": {"l2.weight_decay": [1e-3, 1e-1]}},
@@ -56,4 +56,6 @@ def kill_driver(proc: subprocess.Popen) -> None:
 
 def cell_metrics(study: Path, cid: str) -> pd.DataFrame:
     df = load(study / "cells" / cid)
-    return df.drop(columns="run").sort_values(["metric", "layer", "seed", "step"], ignore_index=True)
+    return df.drop(columns="run").sort_values(
+        ["metric", "layer", "seed", "step"], ignore_index=True
+    )

@@ -62,7 +62,7 @@ def install(out: Path, cid: str, files: dict[str, bytes], marker: dict[str, Any]
     shutil.rmtree(run_dir, ignore_errors=True)
     incoming.rename(run_dir)
     name = layout.DONE if marker["state"] == "done" else layout.FAILED
-    layout.write_marker(run_dir, name, marker)
+    layout.write_marker(run_dir, name, {**marker, "transferred": True})
 
 
 def sees_study(study: str, token: str) -> bool:

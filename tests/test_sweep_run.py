@@ -1,4 +1,8 @@
-"""Studies run by the local executor: cells, resume, failures, kill -9, load_study, report."""
+"""Studies run: the local executor (cells, resume, failures, kill -9), the Ray executor on a
+real local cluster, load_study and the report — all on one small study, run once.
+
+Every test here is in one xdist group, so the study is computed by one worker only.
+"""
 
 import base64
 import csv
@@ -16,6 +20,10 @@ from _study_helpers import SPEC, cell_metrics, kill_driver, start_sweep, write_s
 from lopkit.cli import main
 from lopkit.results import load_study, write_report
 from lopkit.sweep import expand, parse_spec, sweep
+
+pytestmark = pytest.mark.xdist_group("study")
+
+RELU = {**SPEC, "grid": {"activation": ["relu"]}}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +47,7 @@ def test_two_jobs_run_every_cell_into_its_directory(study):
         assert done["metric"] == "mse" and done["seconds"] > 0
         df = cell_metrics(out, cell.id)
         assert sorted(df.seed.unique()) == [0, 1]
-        assert df[df.metric == "mse"].step.max() == 6000
+        assert df[df.metric == "mse"].step.max() == 4000
     rows = list(csv.DictReader(io.StringIO((out / "manifest.csv").read_text())))
     assert [r["id"] for r in rows] == [c.id for c in cells]
     assert {r["state"] for r in rows} == {"done"}
@@ -95,7 +103,10 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(study, tmp_path, capsy
     assert main(["sweep", str(spec_path), "--out", str(out), "--no-progress"]) == 1
     assert "0 now, 7 before" in capsys.readouterr().out
     (broken / "config.yaml").unlink()
-    assert main(["sweep", str(spec_path), "--out", str(out), "--retry-failed"] + ["--no-progress"]) == 0
+    assert (
+        main(["sweep", str(spec_path), "--out", str(out), "--retry-failed"] + ["--no-progress"])
+        == 0
+    )
     assert "8 done (1 now, 7 before)" in capsys.readouterr().out
     # the cells an older spec held are kept, and loaded when asked for
     write_spec(spec_path, {**spec, "methods": {"backprop": {}}})
@@ -107,7 +118,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(study, tmp_path, capsy
 @pytest.mark.slow
 def test_kill_9_of_the_driver_then_resume_equals_an_uninterrupted_study(study, tmp_path):
     _, reference, _ = study
-    spec = write_spec(tmp_path / "study.yaml")
+    spec = write_spec(tmp_path / "study.yaml", RELU)  # 3 of the study's cells: same ids
     out = tmp_path / "s"
     proc = start_sweep(spec, out, "--jobs", "2", "--no-progress")
     deadline = time.time() + 300
@@ -128,7 +139,7 @@ def test_kill_9_of_the_driver_then_resume_equals_an_uninterrupted_study(study, t
     assert result.count("interrupted", "before") >= 1
     assert set(result.ran) == {c.id for c in result.cells} - done_before
     assert any(m["resumed"] for m in result.ran.values())  # resumed from a checkpoint
-    assert result.count("done") == 6
+    assert result.count("done") == 3
     for cell in result.cells:
         pd.testing.assert_frame_equal(cell_metrics(out, cell.id), cell_metrics(reference, cell.id))
 
@@ -184,7 +195,7 @@ def test_report_is_one_self_contained_page_with_tables_and_figures(study, tmp_pa
     assert len(cells) == 6 and (cells["auc_lo"] <= cells["auc"]).all()
     assert (cells["auc"] <= cells["auc_hi"]).all() and cells["selected"].sum() == 4
     best = pd.read_csv(paths[2])
-    assert sorted(zip(best.condition, best.method)) == [
+    assert sorted(zip(best.condition, best.method, strict=True)) == [
         ("activation=relu", "backprop"),
         ("activation=relu", "l2"),
         ("activation=tanh", "backprop"),
@@ -207,3 +218,32 @@ def test_report_on_held_out_selection_seeds(study, tmp_path, capsys):
     assert (cells["n_seeds"] == 1).all()  # reported on seed 1 only
     code = main(["report", str(out), "--out", str(html), "--select-seeds", "0-1"])
     assert code == 2 and "leaves no seeds" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Ray
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("transfer", [False, True], ids=["shared-path", "sent-to-driver"])
+def test_ray_executor_gives_the_local_results(study, cluster, tmp_path, transfer):
+    """Two of the study's cells as Ray tasks: the same ids and the same metrics."""
+    _, reference, _ = study
+    small = {**RELU, "methods": {"backprop": {}, "l2": {"l2.weight_decay": [1e-3]}}}
+    spec = write_spec(tmp_path / "study.yaml", small)
+    out = tmp_path / "s"
+    result = sweep(spec, out, executor="ray", transfer=transfer, progress=False)
+    assert result.count("done") == 2 and len(result.ran) == 2
+    for cell in result.cells:
+        done = json.loads((out / "cells" / cell.id / "DONE").read_text())
+        assert done.get("transferred", False) == transfer
+        pd.testing.assert_frame_equal(cell_metrics(out, cell.id), cell_metrics(reference, cell.id))
+    again = sweep(spec, out, executor="ray", progress=False)
+    assert again.ran == {} and again.count("done", "before") == 2
