@@ -209,13 +209,17 @@ def write_report(
     df = layout.load_study(study)
     metrics = _metrics(cells, metric)
     done = cells[cells["state"] == "done"]
-    scores = [
-        seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
-        for b, g in done.groupby("benchmark", sort=False)
-    ]
-    try:
-        scores = pd.concat(scores, ignore_index=True) if scores else seed_scores(df, "", None)
-    except ValueError as err:  # an unknown --metric: the message lists those recorded
+    if done.empty:
+        raise LopkitError(f"study {study} has no finished cells yet (see its manifest.csv)")
+    try:  # an unknown --metric: the message lists the recorded ones
+        scores = pd.concat(
+            [
+                seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
+                for b, g in done.groupby("benchmark", sort=False)
+            ],
+            ignore_index=True,
+        )
+    except ValueError as err:
         raise LopkitError(str(err)) from None
     chosen_scores, reported_scores, selected_on = _split_seeds(scores, select_seeds)
     info = done.drop(columns=["state", "error"])

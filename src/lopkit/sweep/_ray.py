@@ -87,6 +87,17 @@ def cell_task(
         return {"marker": marker, "files": pack(run_dir)}
 
 
+def require_ray():
+    """The ray module, or a LopkitError saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise LopkitError(
+            "the ray executor needs Ray: pip install 'lopkit[ray]' (or use --executor local)"
+        ) from None
+    return ray
+
+
 def _lost(cid: str, err: Exception, retries: int) -> dict[str, Any]:
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     return {
@@ -108,12 +119,7 @@ def run_ray(
     max_retries: int = 3,
 ) -> dict[str, dict[str, Any]]:
     """Run the cells ``todo`` as Ray tasks; returns each cell's marker."""
-    try:
-        import ray
-    except ImportError:
-        raise LopkitError(
-            "the ray executor needs Ray: pip install 'lopkit[ray]' (or use --executor local)"
-        ) from None
+    ray = require_ray()
     started = False
     if not ray.is_initialized():
         if address:

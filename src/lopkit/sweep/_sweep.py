@@ -92,6 +92,10 @@ def sweep(
         raise ConfigError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
     if jobs is not None and jobs < 1:
         raise ConfigError(f"--jobs must be > 0, got {jobs}")
+    if executor == "ray":
+        from lopkit.sweep._ray import require_ray
+
+        require_ray()  # before anything is written
     jobs = jobs or default_jobs()
     spec_path, out = Path(spec_path), Path(out)
     spec = load_spec(spec_path)
