@@ -8,9 +8,14 @@ import base64
 import csv
 import io
 import json
+import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from html.parser import HTMLParser
+from pathlib import Path
 
 import matplotlib.image
 import pandas as pd
@@ -247,3 +252,45 @@ def test_ray_executor_gives_the_local_results(study, cluster, tmp_path, transfer
         pd.testing.assert_frame_equal(cell_metrics(out, cell.id), cell_metrics(reference, cell.id))
     again = sweep(spec, out, executor="ray", progress=False)
     assert again.ran == {} and again.count("done", "before") == 2
+
+
+def _ray_task_pids(name: str) -> list[int]:
+    """Processes whose title is Ray's ``ray::<name>`` (a worker running that task)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "cmdline").read_bytes().startswith(
+                b"ray::" + name.encode()
+            ):
+                pids.append(int(proc.name))
+        except OSError:
+            pass
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_ray_task_whose_worker_dies_is_retried_and_resumes(cluster, tmp_path):
+    one = {**RELU, "steps": 20000, "methods": {"backprop": {}}}  # 20 chunks: time to kill
+    spec = write_spec(tmp_path / "study.yaml", one)
+    out = tmp_path / "s"
+    results = []
+    driver = threading.Thread(
+        target=lambda: results.append(sweep(spec, out, executor="ray", progress=False))
+    )
+    driver.start()
+    deadline = time.time() + 300
+    while time.time() < deadline and not (pids := _ray_task_pids("cell_task")):
+        time.sleep(0.01)
+    while time.time() < deadline and not list(out.glob("cells/*/checkpoint/state.npz")):
+        time.sleep(0.005)
+    assert len(pids) == 1
+    os.kill(pids[0], signal.SIGKILL)  # the worker dies half-way through the cell
+    driver.join(timeout=300)
+    (result,) = results
+    (marker,) = result.ran.values()
+    assert marker["state"] == "done" and marker["resumed"]  # retried, from the checkpoint
+    (cell,) = result.cells
+    mse = cell_metrics(out, cell.id).query("metric == 'mse'")
+    assert sorted(mse.step.unique()) == list(range(1000, 20001, 1000))
+    assert len(mse) == 2 * 20 and mse.value.notna().all()

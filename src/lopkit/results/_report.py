@@ -280,7 +280,9 @@ def write_report(
             b: "higher" if higher_is_better(m or "") else "lower" for b, m in metrics.items()
         },
         "windows": windows,
-        "ci": "95% bootstrap interval" if ci == "bootstrap" else "± standard error",
+        "ci": "with a 95% bootstrap interval [low, high]"
+        if ci == "bootstrap"
+        else "± standard error",
         "selected_on": selected_on,
         "best": [
             {k: _fmt(v) for k, v in row.items()}
