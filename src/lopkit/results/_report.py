@@ -188,6 +188,62 @@ def _render(context: dict[str, Any]) -> str:
     return env.from_string(source).render(**context)
 
 
+def _scores(df, done: pd.DataFrame, metrics: dict[str, str], last: int | None) -> pd.DataFrame:
+    """Per (cell, seed) scores, each benchmark's cells on its own metric."""
+    try:  # an unknown --metric: the message lists the recorded ones
+        return pd.concat(
+            [
+                seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
+                for b, g in done.groupby("benchmark", sort=False)
+            ],
+            ignore_index=True,
+        )
+    except ValueError as err:
+        raise LopkitError(str(err)) from None
+
+
+def _figures(df, chosen, reported, best, tuned, metrics) -> dict[str, list[dict[str, str]]]:
+    """Learning curves and probes of the best cells, and sensitivity plots, per condition."""
+    figures: dict[str, list[dict[str, str]]] = {"curves": [], "probes": [], "sensitivity": []}
+    for condition, g in best.groupby("condition", sort=False):
+        metric = metrics[g["benchmark"].iloc[0]]
+        png = _curve_figure(df, g, metric, condition)
+        figures["curves"].append({"title": condition, "png": png})
+        recorded = set(df.loc[df["run"].isin(g["run"]), "metric"])
+        probes = [p for p in PROBES if p in recorded]
+        if probes:
+            png = _probe_figure(df, g, probes, condition)
+            figures["probes"].append({"title": condition, "png": png})
+        cells = chosen[chosen["condition"] == condition]
+        for key in tuned:
+            if cells.groupby("method")[key].nunique().max() >= 2:
+                title = f"{condition}: {key}"
+                png = _sensitivity_figure(cells, reported, key, metric, title)
+                figures["sensitivity"].append({"title": title, "png": png})
+    return figures
+
+
+def _write_tables(out: Path, reported, best, curves, selected_on: str) -> list[Path]:
+    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
+    paths = {name: out.with_name(f"{stem}.{name}.csv") for name in ("cells", "best", "curves")}
+    atomic_write_text(paths["cells"], reported.drop(columns="metric").to_csv(index=False))
+    atomic_write_text(paths["best"], best.assign(selected_on=selected_on).to_csv(index=False))
+    atomic_write_text(paths["curves"], curves.to_csv(index=False))
+    return list(paths.values())
+
+
+def _rows(table: pd.DataFrame, ci: str) -> list[dict[str, str]]:
+    """Table rows as text for the page: numbers to 4 digits, intervals written out."""
+    return [
+        {k: _fmt(v) for k, v in row.items()}
+        | {
+            "auc_text": _with_interval(row, "auc", ci),
+            "final_text": _with_interval(row, "final", ci),
+        }
+        for row in table.to_dict("records")
+    ]
+
+
 def write_report(
     study: str | os.PathLike,
     out: str | os.PathLike | None = None,
@@ -206,22 +262,14 @@ def write_report(
     cells = _cells_frame(study, registry)
     if cells.empty:
         raise LopkitError(f"study {study} has no cells")
-    df = layout.load_study(study)
-    metrics = _metrics(cells, metric)
     done = cells[cells["state"] == "done"]
     if done.empty:
         raise LopkitError(f"study {study} has no finished cells yet (see its manifest.csv)")
-    try:  # an unknown --metric: the message lists the recorded ones
-        scores = pd.concat(
-            [
-                seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
-                for b, g in done.groupby("benchmark", sort=False)
-            ],
-            ignore_index=True,
-        )
-    except ValueError as err:
-        raise LopkitError(str(err)) from None
-    chosen_scores, reported_scores, selected_on = _split_seeds(scores, select_seeds)
+    df = layout.load_study(study)
+    metrics = _metrics(cells, metric)
+    chosen_scores, reported_scores, selected_on = _split_seeds(
+        _scores(df, done, metrics, last), select_seeds
+    )
     info = done.drop(columns=["state", "error"])
     chosen = info.merge(cell_table(chosen_scores, ci), on="run")
     reported = info.merge(cell_table(reported_scores, ci), on="run")
@@ -230,82 +278,36 @@ def write_report(
     best = reported.set_index("run").loc[best_ids].reset_index()
     reported["selected"] = reported["run"].isin(best_ids)
 
-    tuned = [
-        k for k in registry["swept_keys"] if k not in (*NOT_TUNED, *registry["condition_keys"])
-    ]
-    curves, probes, sensitivity = [], [], []
     reported_df = df[df["seed"].isin(reported_scores["seed"].unique())]
-    for condition, g in best.groupby("condition", sort=False):
-        m = metrics[g["benchmark"].iloc[0]]
-        curves.append({"title": condition, "png": _curve_figure(reported_df, g, m, condition)})
-        recorded = [
-            p
-            for p in PROBES
-            if p in set(reported_df.loc[reported_df["run"].isin(g["run"]), "metric"])
-        ]
-        if recorded:
-            probes.append(
-                {"title": condition, "png": _probe_figure(reported_df, g, recorded, condition)}
-            )
-        for key in tuned:
-            c = chosen[chosen["condition"] == condition]
-            if c.groupby("method")[key].nunique().max() >= 2:
-                title = f"{condition}: {key}"
-                png = _sensitivity_figure(c, reported, key, m, title)
-                sensitivity.append({"title": title, "png": png})
-
-    stem = out.name[: -len(out.suffix)] if out.suffix else out.name
-    csv_paths = {name: out.with_name(f"{stem}.{name}.csv") for name in ("cells", "best", "curves")}
-    columns = [c for c in reported.columns if c not in ("metric",)]
-    atomic_write_text(csv_paths["cells"], reported[columns].to_csv(index=False))
-    atomic_write_text(csv_paths["best"], best.assign(selected_on=selected_on).to_csv(index=False))
-    curve_rows = [
+    conditions = registry["condition_keys"]
+    tuned = [k for k in registry["swept_keys"] if k not in (*NOT_TUNED, *conditions)]
+    figures = _figures(reported_df, chosen, reported, best, tuned, metrics)
+    curves = pd.concat(
         summarize(reported_df[reported_df["run"] == r], metrics[b]).assign(run=r)
         for r, b in zip(done["run"], done["benchmark"], strict=True)
-    ]
-    curve_frame = pd.concat(curve_rows) if curve_rows else pd.DataFrame()
-    atomic_write_text(csv_paths["curves"], curve_frame.to_csv(index=False))
-
+    )
+    tables = _write_tables(out, reported, best, curves, selected_on)
     windows = {
         b: last_window(df.loc[df["run"].isin(g["run"]), "step"].nunique(), last)
         for b, g in done.groupby("benchmark", sort=False)
     }
+    bootstrap = "with a 95% bootstrap interval [low, high]"
     context = {
         "title": registry.get("name") or study.resolve().name,
         "generated": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "counts": cells["state"].value_counts().to_dict(),
         "n_cells": len(cells),
         "metrics": metrics,
-        "better": {
-            b: "higher" if higher_is_better(m or "") else "lower" for b, m in metrics.items()
-        },
+        "better": {b: "higher" if higher_is_better(m) else "lower" for b, m in metrics.items()},
         "windows": windows,
-        "ci": "with a 95% bootstrap interval [low, high]"
-        if ci == "bootstrap"
-        else "± standard error",
+        "ci": bootstrap if ci == "bootstrap" else "± standard error",
         "selected_on": selected_on,
-        "best": [
-            {k: _fmt(v) for k, v in row.items()}
-            | {
-                "auc_text": _with_interval(row, "auc", ci),
-                "final_text": _with_interval(row, "final", ci),
-            }
-            for row in best.to_dict("records")
-        ],
-        "cells": [
-            {k: _fmt(v) for k, v in row.items()}
-            | {
-                "auc_text": _with_interval(row, "auc", ci),
-                "final_text": _with_interval(row, "final", ci),
-            }
-            for row in reported.to_dict("records")
-        ],
+        "best": _rows(best, ci),
+        "cells": _rows(reported, ci),
         "unfinished": cells[cells["state"] != "done"].to_dict("records"),
-        "curves": curves,
-        "probes": probes,
-        "sensitivity": sensitivity,
+        **figures,
         "spec": (study / layout.STUDY_FILE).read_text(encoding="utf-8"),
-        "csv": [p.name for p in csv_paths.values()],
+        "csv": [p.name for p in tables],
     }
     atomic_write_text(out, _render(context))
-    return [out, *csv_paths.values()]
+    return [out, *tables]
