@@ -98,6 +98,7 @@ def run_local(
                 progress.started(cells[cid]["label"])
                 write_manifest(out, registry, set(running))
             time.sleep(POLL_SECONDS)
+            progress.tick()
             for cid, (proc, start, log) in list(running.items()):
                 code = proc.poll()
                 if code is None:

@@ -53,6 +53,7 @@ class Progress:
         self.seconds: list[float] = []
         self.start = time.perf_counter()
         self.tty = self.enabled and self.stream.isatty()
+        self.drawn = 0.0
 
     def started(self, label: str) -> None:
         self.running += 1
@@ -66,6 +67,11 @@ class Progress:
         else:
             self.failed += 1
         self._show(f"{state} {label} ({format_seconds(seconds)})" + (f": {error}" if error else ""))
+
+    def tick(self) -> None:
+        """Redraw the terminal line (elapsed, ETA) about once a second between events."""
+        if self.tty and time.perf_counter() - self.drawn >= 1.0:
+            self._show("")
 
     def line(self) -> str:
         left = self.total - self.done - self.failed
@@ -82,6 +88,7 @@ class Progress:
     def _show(self, event: str) -> None:
         if not self.enabled:
             return
+        self.drawn = time.perf_counter()
         if self.tty:
             self.stream.write("\r\033[K" + self.line())
             if event.startswith("failed"):

@@ -145,6 +145,7 @@ def run_ray(
         write_manifest(out, registry, set(pending.values()))
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            progress.tick()
             for ref in ready:
                 cid = pending.pop(ref)
                 try:

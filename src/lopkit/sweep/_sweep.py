@@ -109,6 +109,11 @@ def sweep(
         view = Progress(len(ids), jobs, enabled=progress)
         view.done = sum(before[i] == "done" for i in ids)  # counted, not run again
         view.failed = sum(before[i] == "failed" for i in ids if i not in todo)
+        view.seconds = [  # the ETA starts from the cells done before
+            layout.read_marker(layout.cell_dir(out, i), layout.DONE).get("seconds", 0.0)
+            for i in ids
+            if before[i] == "done"
+        ]
         try:
             if executor == "local":
                 from lopkit.sweep._local import run_local
