@@ -104,6 +104,8 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(study, tmp_path, capsy
     manifest = (out / "manifest.csv").read_text()
     assert "does not hold a mapping" in manifest
     assert (out / "cells" / new[1].id / "DONE").is_file()
+    page = write_report(out)[0].read_text()  # the report lists the failed cell, its error
+    assert "7 done, 1 failed" in page and "does not hold a mapping" in page
     # without --retry-failed the failed cell is left alone
     assert main(["sweep", str(spec_path), "--out", str(out), "--no-progress"]) == 1
     assert "0 now, 7 before" in capsys.readouterr().out
