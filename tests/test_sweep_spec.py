@@ -120,6 +120,11 @@ def test_cell_id_is_a_hash_of_the_resolved_config_without_execution_settings():
         ({"grid": {"activation": ["relu6"]}}, ["activation", "tanh"]),
         ({"seeds": 0}, ["seeds must be > 0"]),
         ({"preset": "nope"}, ["unknown preset 'nope'", "quick"]),
+        # a missing data set: lopkit run's message (where to put the files), for the cell
+        (
+            {"benchmark": "permuted", "settings": {"data": "mnist", "data_dir": "/nonexistent"}},
+            ["cell permuted · backprop", "no IDX files", "how to get it"],
+        ),
         ({"gird": {}}, ["unknown key of study", "'gird'", "did you mean 'grid'"]),
         ({"grid": {"activation": "relu"}}, ["grid.activation must be a non-empty list"]),
         ({"grid": {"lr": [0.01, 1e-2]}}, ["resolve to the same configuration"]),
@@ -207,3 +212,21 @@ def test_progress_and_thread_caps():
     assert env["XLA_FLAGS"] == "--xla_foo=1 --xla_cpu_multi_thread_eigen=false"
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
     assert "XLA_FLAGS" not in thread_env(4, {}) and thread_env(4)["MKL_NUM_THREADS"] == "4"
+
+
+def test_several_benchmarks_are_conditions_of_their_own():
+    spec = {"scr": {"hidden": 10}, "permuted": {"data": "digits"}}  # each its own settings
+    spec = parse_spec({"benchmark": spec, "methods": ["backprop", "l2"]})
+    cells = expand(spec)
+    assert [(c.benchmark, c.method) for c in cells] == [
+        ("scr", "backprop"),
+        ("scr", "l2"),
+        ("permuted", "backprop"),
+        ("permuted", "l2"),
+    ]
+    assert spec.swept_keys[:2] == ["benchmark", "method"] and spec.condition_keys == ["benchmark"]
+    # each benchmark's own defaults: permuted has one bin per task, scr 10,000 steps
+    assert cells[0].resolved["run"]["bin_size"] == 10_000
+    assert cells[0].resolved["benchmark_config"]["hidden"] == [10]
+    assert cells[2].resolved["benchmark_config"]["data"] == "digits"
+    assert cells[2].resolved["run"]["bin_size"] != cells[0].resolved["run"]["bin_size"]

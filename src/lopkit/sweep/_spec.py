@@ -3,7 +3,8 @@
 A study is a grid over benchmark settings × methods × method settings, each *cell* run
 with ``seeds`` seeds as one program::
 
-    benchmark: scr            # or a list: [scr, permuted]
+    benchmark: scr            # or a list [scr, permuted], or settings per benchmark:
+                              #   {scr: {}, permuted: {data: digits}}
     preset: quick             # optional: a preset of the benchmark (lopkit run --preset)
     seeds: 30                 # run settings: seeds, steps, and any under `run:`
     steps: 1000000
@@ -16,8 +17,9 @@ with ``seeds`` seeds as one program::
       l2: {l2.weight_decay: [1e-3, 1e-2, 1e-1]}
       cbp: {cbp.replacement_rate: [1e-5, 1e-4, 1e-3]}
 
-Precedence, lowest first: the preset, ``settings``, the ``grid`` values, the method's
-settings, then ``seeds``/``steps``/``run`` (as ``lopkit run``'s flags override ``--set``).
+Precedence, lowest first: the preset, ``settings``, the benchmark's own settings, the
+``grid`` values, the method's settings, then ``seeds``/``steps``/``run`` (as ``lopkit
+run``'s flags override ``--set``).
 In ``grid`` every value is a list; in a method's settings a list is an axis and a scalar a
 fixed value (a setting that itself takes a list, e.g. ``hidden``, is written as a string
 ``"100,100"`` or as a one-element axis ``[[100, 100]]``).
@@ -43,6 +45,7 @@ import yaml
 from lopkit import _config
 from lopkit._errors import ConfigError, LopkitError
 from lopkit._experiment import EXECUTION_ONLY, make_experiment
+from lopkit.data._errors import DataError
 
 SPEC_KEYS = ("name", "benchmark", "preset", "seeds", "steps", "run", "settings", "grid", "methods")
 ID_LENGTH = 12
@@ -54,6 +57,7 @@ class StudySpec:
 
     benchmarks: tuple[str, ...]
     methods: dict[str, dict[str, Any]]
+    benchmark_settings: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     grid: dict[str, list[Any]] = dataclasses.field(default_factory=dict)
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     run: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -141,8 +145,14 @@ def parse_spec(data: Any, where: str = "study") -> StudySpec:
         raise ConfigError(f"{where} needs a benchmark (e.g. `benchmark: scr`)")
     benchmarks = data["benchmark"]
     benchmarks = [benchmarks] if isinstance(benchmarks, str) else benchmarks
+    own: dict[str, dict[str, Any]] = {}
+    if isinstance(benchmarks, dict):
+        own = {str(b): _mapping(f"{where}: benchmark.{b}", v) for b, v in benchmarks.items()}
+        benchmarks = list(own)
     if not isinstance(benchmarks, list) or not benchmarks:
-        raise ConfigError(f"{where}: benchmark must be a name or a list of names")
+        raise ConfigError(
+            f"{where}: benchmark must be a name, a list of names or a mapping of names to settings"
+        )
     if len(set(benchmarks)) != len(benchmarks):
         raise ConfigError(f"{where}: benchmark names a benchmark twice")
     grid = _mapping(f"{where}: grid", data.get("grid"))
@@ -172,6 +182,7 @@ def parse_spec(data: Any, where: str = "study") -> StudySpec:
     return StudySpec(
         benchmarks=tuple(str(b) for b in benchmarks),
         methods=methods,
+        benchmark_settings=own,
         grid=grid,
         settings=_mapping(f"{where}: settings", data.get("settings")),
         run=run,
@@ -261,12 +272,13 @@ def expand(spec: StudySpec) -> list[Cell]:
                         settings = {
                             **_cell_settings(spec, benchmark, method),
                             **spec.settings,
+                            **spec.benchmark_settings.get(benchmark, {}),
                             **condition,
                             **fixed,
                             **tuned,
                         }
                         experiment = make_experiment(benchmark, method, settings, **spec.run)
-                    except LopkitError as err:
+                    except (LopkitError, DataError) as err:  # as `lopkit run` reports them
                         errors.setdefault(str(err), where)
                         continue
                     resolved = experiment.resolved()
