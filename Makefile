@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/lopkit demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --maxprocesses 4  # tests on separate cores (most are single-threaded)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup  # tests on separate cores (most are single-threaded); an xdist_group runs on one worker
 
 bench: $(STAMP)
 	$(BIN)/lopkit bench

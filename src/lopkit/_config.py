@@ -55,8 +55,10 @@ def _coerce(cls_name: str, f: dataclasses.Field, value: Any, hint: Any) -> Any:
         (elem,) = {a for a in typing.get_args(hint) if a is not Ellipsis}
         if isinstance(value, str):
             items = [v for v in value.strip("()[] ").split(",") if v.strip()]
-        else:
+        elif isinstance(value, list | tuple):
             items = list(value)
+        else:  # one number for a tuple of them, e.g. `hidden: 100` in YAML
+            items = [value]
         return tuple(_scalar(where, elem, v) for v in items)
     return _scalar(where, hint, value)
 

@@ -1,4 +1,4 @@
-"""The command line: ``lopkit list | run | plot | bench | demo | data check``."""
+"""The command line: ``lopkit list | run | sweep | report | plot | bench | demo | data check``."""
 
 from __future__ import annotations
 
@@ -87,6 +87,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from lopkit.sweep import dry_run, sweep
+
+    out = Path(args.out or f"studies/{Path(args.study).stem}")
+    if args.dry_run:
+        rows = dry_run(args.study, out)
+        for cid, state, label in rows:
+            print(f"{cid}  {state:<11}  {label}")
+        print(f"{len(rows)} cells; nothing run (--dry-run)")
+        return 0
+    try:
+        result = sweep(
+            args.study,
+            out,
+            executor=args.executor,
+            jobs=args.jobs,
+            retry_failed=args.retry_failed,
+            progress=not args.no_progress,
+            address=args.address,
+            transfer=args.no_shared_path,
+            max_retries=args.max_retries,
+        )
+    except KeyboardInterrupt:
+        print(f"\nlopkit: interrupted; run the same sweep again to continue {out}", file=sys.stderr)
+        return 130
+    print(result.summary())
+    return 1 if result.count("failed") else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from lopkit.results import write_report
+
+    paths = write_report(
+        args.study,
+        out=args.out,
+        metric=args.metric,
+        last=args.last,
+        ci=args.ci,
+        select_seeds=args.select_seeds,
+    )
+    print("\n".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from lopkit.engine._probes import PROBES
     from lopkit.results import plot_runs
@@ -168,6 +212,35 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(fn=_cmd_run)
+
+    s = sub.add_parser("sweep", help="run a study: a grid of methods × settings × seeds")
+    s.add_argument("study", help="study file (YAML; see docs/studies.md)")
+    s.add_argument("--out", help="study directory (default studies/<study file name>)")
+    s.add_argument("--jobs", type=int, help="cells run at once (default: the cores)")
+    s.add_argument("--executor", default="local", choices=("local", "ray"))
+    s.add_argument("--address", help="Ray cluster to use, e.g. auto (default: start a local one)")
+    s.add_argument(
+        "--no-shared-path",
+        action="store_true",
+        help="Ray: send results back to the driver instead of writing them on a shared path",
+    )
+    s.add_argument("--max-retries", type=int, default=3, help="Ray: retries of a lost task")
+    s.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    s.add_argument("--dry-run", action="store_true", help="list the cells and their ids")
+    s.add_argument("--no-progress", action="store_true", help="no progress view")
+    s.set_defaults(fn=_cmd_sweep)
+
+    s = sub.add_parser("report", help="one self-contained HTML page (and CSV tables) of a study")
+    s.add_argument("study", help="study directory (written by lopkit sweep)")
+    s.add_argument("--out", help="HTML path (default <study>/report.html)")
+    s.add_argument("--metric", help="metric to compare (default: the benchmark's error metric)")
+    s.add_argument("--last", type=int, help="bins in the final-performance window (default 10%%)")
+    s.add_argument("--ci", choices=("se", "bootstrap"), default="se", help="interval shown")
+    s.add_argument(
+        "--select-seeds",
+        help="seeds to choose the best settings on, e.g. 0-4; reported on the other seeds",
+    )
+    s.set_defaults(fn=_cmd_report)
 
     s = sub.add_parser("plot", help="mean ± standard error over seeds, one line per run directory")
     s.add_argument("runs", nargs="+", help="run directories")

@@ -22,14 +22,17 @@ from ._store import (
     read_config,
     write_config,
 )
+from ._study import NotAStudyError, load_study
 
 _PLOT_NAMES = ("format_step", "plot_grid", "plot_runs")
+_REPORT_NAMES = ("write_report",)
 
 __all__ = [
     "COLUMNS",
     "METRICS_SCHEMA",
     "NoMetricsError",
     "NotARunError",
+    "NotAStudyError",
     "RunWriter",
     "atomic_write_bytes",
     "atomic_write_parquet",
@@ -39,12 +42,14 @@ __all__ = [
     "format_step",
     "load",
     "load_many",
+    "load_study",
     "plot_grid",
     "plot_runs",
     "read_config",
     "select",
     "summarize",
     "write_config",
+    "write_report",
 ]
 
 
@@ -53,4 +58,8 @@ def __getattr__(name: str):
         from . import _plot
 
         return getattr(_plot, name)
+    if name in _REPORT_NAMES:
+        from . import _report
+
+        return getattr(_report, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
