@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lopkit.cli import main
@@ -48,7 +49,7 @@ def test_unknown_names_are_named_with_the_valid_choices(capsys, tmp_path, argv, 
         (["--set", "lr=-0.1"], "lr must be > 0"),
         (["--set", "lr=fast"], "lr must be a number"),
         (["--seeds", "0"], "seeds must be > 0"),
-        (["--steps", "1234"], "multiple of bin_size"),
+        (["--steps", "1234", "--bin-size", "1000"], "multiple of bin_size"),
         (["--set", "hidden=5.5"], "hidden must be a whole number"),
         (["--set", "flip_one=maybe"], "flip_one must be true or false"),
         (["--set", "lr"], "--set takes key=value"),
@@ -143,3 +144,124 @@ def test_bad_input_from_a_real_process_has_no_traceback():
     )
     assert proc.returncode == 2
     assert "unknown remedy 'magic'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- issue 15: what a new user hits --------------------------------------------------
+
+
+def test_all_seeds_diverged_warns_exits_3_and_plot_refuses(capsys, tmp_path):
+    out = str(tmp_path / "div")
+    code, _, err = _run(capsys, "run", "scr", "--set", "lr=1e9", "--seeds", "2", "--steps",
+                        "100", "--bin-size", "100", "--no-progress", "--out", out)  # fmt: skip
+    assert code == 3
+    assert "every seed diverged" in err and "2 of 2 seeds diverged" in err
+    code, _, err = _run(capsys, "plot", out)
+    assert code == 2 and "no finite values" in err and "every seed diverged" in err
+    assert not (tmp_path / "div" / "plots").exists()
+
+
+def test_diverged_summary_names_how_many_and_when():
+    from lopkit.cli import _diverged_summary
+
+    assert _diverged_summary(np.array([-1, -1]), 2, 100) is None
+    line = _diverged_summary(np.array([-1, 3_000, 5]), 3, 100)
+    assert line.startswith("2 of 3 seeds diverged") and "step 5, 3,000" in line
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["run", "permuted", "--set", "hidden="], "hidden needs at least one value"),
+        (["run", "permuted", "--set", "hidden=,"], "hidden needs at least one value"),
+        (["run", "scr", "--out", "{file}"], "is a file, not a run directory"),
+        (["run", "scr", "--out", "{file}/run"], "a file is in the way"),
+        (["plot", "{run}", "--out", "{dir}"], "is a directory; name a file"),
+        (["plot", "{run}", "--out", "{file}/fig.png"], "a file is in the way"),
+        (["plot", "{run}", "--x", "task"], "has no tasks"),
+        (["list", "scrr"], "did you mean 'scr'?"),
+    ],
+)
+def test_paths_and_empty_values_get_a_clear_error(capsys, tmp_path, argv, fragment):
+    run = tmp_path / "run"
+    assert _run(capsys, "run", "scr", "--seeds", "2", *FAST, "--out", str(run))[0] == 0
+    file = tmp_path / "fig.png"
+    file.write_bytes(b"precious")
+    (tmp_path / "figs").mkdir()
+    places = {"file": str(file), "run": str(run), "dir": str(tmp_path / "figs")}
+    code, _, err = _run(capsys, *[a.format(**places) for a in argv])
+    assert code == 2 and fragment in err and "Traceback" not in err
+    assert file.read_bytes() == b"precious" and list((tmp_path / "figs").iterdir()) == []
+
+
+def test_unset_bin_size_is_chosen_to_fit_and_recorded(capsys, tmp_path):
+    from lopkit._experiment import fitting_bin_size
+    from lopkit.results import read_config
+
+    assert [fitting_bin_size(s, 10_000) for s in (100, 15_000, 30_000, 10_007)] == [
+        100,
+        7_500,
+        10_000,
+        1,
+    ]
+    out = tmp_path / "r"
+    code, _, err = _run(capsys, "run", "scr", "--steps", "100", "--seeds", "2",
+                        "--no-progress", "--out", str(out))  # fmt: skip
+    assert code == 0 and "bin_size = 100: chosen" in err
+    config = read_config(out)
+    assert config["run"]["bin_size"] == 100 and config["run"]["metrics_every"] == 100
+    assert "not a multiple" in config["chosen"]["bin_size"]
+    assert sorted(load(out).query("metric == 'mse'").step) == [100, 100]
+    # a bin size the user set is kept, and its error stays
+    code, _, err = _run(capsys, "run", "scr", "--steps", "100", "--bin-size", "30",
+                        "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "multiple of bin_size (30)" in err
+    # unknown names are reported before arithmetic
+    code, _, err = _run(capsys, "run", "scr", "--metrics", "deadd", "--steps", "100",
+                        "--bin-size", "30", "--out", str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "unknown metric 'deadd'" in err and "(did you mean 'dead'?)" in err
+
+
+def test_list_a_benchmark_shows_its_settings_presets_and_remedy_defaults(capsys):
+    code, out, _ = _run(capsys, "list", "scr")
+    assert code == 0
+    assert "flip_period = 10000: T: steps between changes" in out
+    assert "quick: The paper's problem with 20 seeds" in out
+    assert "l2.weight_decay = 0.01 [scr; generic 0.0001]" in out
+    assert "bin_size = 10000" in out
+    code, out, _ = _run(capsys, "list", "remedies", "--benchmark", "permuted")
+    assert "cbp.utility = 'adaptable_contribution' [permuted; generic 'contribution']" in out
+    code, out, _ = _run(capsys, "list", "remedies")
+    assert "l2.weight_decay = 0.0001:" in out
+    code, _, err = _run(capsys, "run", "binary_tasks", "--preset", "quick")
+    assert code == 2 and "unknown benchmark 'binary_tasks' (did you mean 'binary'?)" in err
+
+
+def _readme_runs():
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    return [
+        line.split("#")[0].split()[1:]
+        for line in re.findall(r"^lopkit run .*$", readme, flags=re.MULTILINE)
+    ]
+
+
+def test_readme_run_lines_are_valid_and_the_tour_set_changes_something():
+    from lopkit.cli import experiment_of, parser
+    from lopkit.methods import REMEDIES
+
+    lines = _readme_runs()
+    assert len(lines) >= 6
+    for argv in lines:
+        experiment, _ = experiment_of(parser().parse_args(argv))  # validates; runs nothing
+        for item in [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]:
+            key, _, _ = item.partition("=")
+            if "." in key:  # a remedy setting: it must differ from that remedy's default
+                remedy, _, field = key.partition(".")
+                config = dict(zip(experiment.method_names, experiment.remedy_configs, strict=True))[
+                    remedy
+                ]
+                default = REMEDIES[remedy].config()
+                bench = experiment.benchmark.remedy_defaults.get(remedy, {})
+                assert getattr(config, field) != bench.get(field, getattr(default, field)), item

@@ -227,3 +227,18 @@ def test_debian_fashion_mnist(monkeypatch, tmp_path):
     ds = load("fashion_mnist", tmp_path)
     assert ds.x_train.shape == (60_000, 28, 28, 1) and ds.x_test.shape == (10_000, 28, 28, 1)
     assert np.bincount(ds.y_train).tolist() == [6_000] * 10
+
+
+def test_data_check_names_the_root_and_how_to_choose_another(monkeypatch, tmp_path, capsys):
+    from lopkit.cli import main
+
+    assert main(["data", "check"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "$LOPKIT_DATA is not set" in head and "--data-dir" in head
+    monkeypatch.setenv("LOPKIT_DATA", str(tmp_path / "env"))
+    assert main(["data", "check"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert f"data root: {tmp_path / 'env'} (from $LOPKIT_DATA)" in head
+    assert main(["data", "check", "--data-dir", str(tmp_path / "flag")]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert f"data root: {tmp_path / 'flag'} (from --data-dir)" in head

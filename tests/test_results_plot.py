@@ -71,3 +71,83 @@ def test_plot_grid_writes_a_row_of_panels(tmp_path, runs):
 )
 def test_format_step(x, text):
     assert format_step(x) == text
+
+
+# ---- issue 15, item 6: defaults and labels that say what is drawn --------------------
+
+
+def task_run(root, name, benchmark="permuted", values=None):
+    """2 seeds, bins of 10 steps, tasks of 20 steps (2 bins): 4 tasks of accuracy."""
+    run_dir = root / name
+    write_config(run_dir, {"benchmark": benchmark, "method": "backprop",
+                           "run": {"seeds": 2, "bin_size": 10},
+                           "report": {"metric": "accuracy", "steps_per_task": 20}})  # fmt: skip
+    values = values if values is not None else np.arange(16, dtype=float).reshape(2, 8)
+    rows = [
+        (seed, 10 * (b + 1), "accuracy", "", values[seed, b]) for seed in range(2) for b in range(8)
+    ]
+    rows += [(seed, 40, "effective_rank", layer, 3.0) for seed in range(2)
+             for layer in ("hidden_0", "hidden_1", "")]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["seed", "step", "metric", "layer", "value"])
+    RunWriter(run_dir).append(0, frame)
+    return run_dir
+
+
+def test_default_metric_is_the_runs_reported_one_on_a_task_axis(tmp_path):
+    from lopkit.results import read_config
+    from lopkit.results._plot import _on_tasks
+
+    run = task_run(tmp_path, "p")
+    assert plot_runs(run) == run / "plots" / "accuracy.png" and is_png(
+        run / "plots" / "accuracy.png"
+    )
+    df = load_many([run]).query("metric == 'accuracy'")
+    configs = {"p": read_config(run)}
+    on_tasks = _on_tasks(df, configs, "task", None)
+    assert sorted(on_tasks.task.unique()) == [1, 2, 3, 4]  # two bins per task
+    # --bin-tasks 2: each seed's mean over tasks 1–2 (bins 1–4) and 3–4 (bins 5–8)
+    binned = _on_tasks(df, configs, "task", 2).sort_values(["seed", "task"])
+    assert binned.task.tolist() == [2, 4, 2, 4]
+    np.testing.assert_allclose(binned.value, [1.5, 5.5, 9.5, 13.5])
+    assert is_png(plot_runs(run, x="task", bin_tasks=2, out=tmp_path / "b.png"))
+    with pytest.raises(ValueError, match="bin_tasks needs x='task'"):
+        plot_runs(run, x="step", bin_tasks=2, out=tmp_path / "c.png")
+
+
+def test_labels_say_what_is_averaged_and_which_layer(tmp_path):
+    from lopkit.results._describe import metric_label, y_label
+    from lopkit.results._plot import _caption
+
+    layers = ["", "hidden_0", "hidden_1"]
+    assert (
+        metric_label("effective_rank", "", layers)
+        == "Effective rank (hidden_1: the last hidden layer)"
+    )
+    assert metric_label("dead_fraction", "", layers) == "Fraction of dead units (all hidden layers)"
+    assert metric_label("ntk_rank", "") == "NTK rank" and metric_label("mystery", "") == "mystery"
+    config = {"run": {"bin_size": 20}, "report": {"metric": "accuracy", "steps_per_task": 20}}
+    assert (
+        y_label("accuracy", "", [""], config, "task", None)
+        == "Online accuracy (mean over each task)"
+    )
+    assert "averaged over 50 tasks" in y_label("accuracy", "", [""], config, "task", 50)
+    scr = {"run": {"bin_size": 10_000}, "report": {"metric": "mse"}}
+    assert (
+        y_label("mse", "", [""], scr, "step", None) == "Mean squared error (mean over 10,000 steps)"
+    )
+    run = task_run(tmp_path, "p")
+    from lopkit.results import read_config
+
+    caption = _caption({"p": read_config(run)}, load_many([run]))
+    assert caption == "permuted: mean ± standard error over 2 seeds"
+
+
+def test_overlaying_benchmarks_warns_and_no_finite_values_is_refused(tmp_path):
+    a = task_run(tmp_path, "a")
+    b = task_run(tmp_path, "b", benchmark="binary")
+    with pytest.warns(UserWarning, match="different benchmarks"):
+        plot_runs([a, b], out=tmp_path / "ab.png")
+    nan = task_run(tmp_path, "nan", values=np.full((2, 8), np.nan))
+    with pytest.raises(ValueError, match="no finite values"):
+        plot_runs(nan, out=tmp_path / "nan.png")
+    assert not (tmp_path / "nan.png").exists()

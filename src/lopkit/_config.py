@@ -22,7 +22,8 @@ def field(default: Any, help: str, **checks: Any) -> Any:
     """A dataclass field with a help string and optional checks.
 
     Checks: ``positive=True`` (> 0), ``nonnegative=True`` (>= 0), ``choices=(...)``,
-    ``unit_interval=True`` (0 <= x <= 1), ``open_unit=True`` (0 <= x < 1).
+    ``unit_interval=True`` (0 <= x <= 1), ``open_unit=True`` (0 <= x < 1). A tuple must
+    hold at least one value unless ``may_be_empty=True``.
     """
     if isinstance(default, list | dict | set):
         raise TypeError("mutable defaults are not allowed; use a tuple")
@@ -101,8 +102,17 @@ def _scalar(where: str, hint: Any, value: Any) -> Any:
     return value
 
 
+def _example(f: dataclasses.Field) -> str:
+    default = f.default if isinstance(f.default, tuple) else ()
+    return ",".join(map(str, default)) or "1"
+
+
 def _check(where: str, f: dataclasses.Field, value: Any) -> None:
     meta = f.metadata
+    if isinstance(value, tuple) and not value and not meta.get("may_be_empty"):
+        raise ConfigError(
+            f"{where} needs at least one value, got none (e.g. {f.name}={_example(f)})"
+        )
     values = value if isinstance(value, tuple) else (value,)
     for v in values:
         if v is None:
@@ -147,6 +157,15 @@ def build(cls: type, overrides: dict[str, Any] | None = None, prefix: str = "") 
             raise unknown_name("setting", prefix + key, valid)
         kwargs[key] = _coerce(prefix.rstrip(".") or cls.__name__, fields[key], value, hints[key])
     return validate(cls(**kwargs))
+
+
+def coerce(cls: type, key: str, value: Any) -> Any:
+    """``value`` (typed or a string) as the field ``key`` of ``cls``, with the field's own
+    checks (not the class's ``check``, which may need the other fields)."""
+    f = {f.name: f for f in dataclasses.fields(cls)}[key]
+    value = _coerce(cls.__name__, f, value, typing.get_type_hints(cls)[key])
+    _check(f"{cls.__name__}.{key}", f, value)
+    return value
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -45,17 +45,28 @@ class RunConfig:
     block_size: int = field(
         0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True
     )
-    metrics: tuple[str, ...] = field(_probes.DEFAULT_PROBES, "probes recorded on the probe batch")
+    metrics: tuple[str, ...] = field(
+        _probes.DEFAULT_PROBES, "probes recorded on the probe batch", may_be_empty=True
+    )
     metrics_every: int = field(
         10_000, "steps between probe snapshots (a multiple of bin_size; 0: none)", nonnegative=True
     )
     probe_size: int = field(2_000, "examples in the probe batch", positive=True)
     chunk_bins: int = field(
-        0, "bins per compiled call (0: auto, about 1e7 seed-steps)", nonnegative=True
+        0,
+        "bins per compiled call (0: by time, a chunk about every checkpoint_seconds)",
+        nonnegative=True,
     )
     checkpoint_every: int = field(1, "chunks between checkpoints", positive=True)
+    checkpoint_seconds: float = field(
+        60.0,
+        "with chunk_bins 0: seconds of work per chunk, so about this often a checkpoint "
+        "(the first after one bin)",
+        positive=True,
+    )
 
     def check(self) -> None:
+        _probes.resolve(self.metrics)  # unknown names first, then the arithmetic
         if self.steps % self.bin_size:
             raise ConfigError(
                 f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})"
@@ -69,23 +80,53 @@ class RunConfig:
                 f"metrics_every ({self.metrics_every}) must be a multiple of "
                 f"bin_size ({self.bin_size})"
             )
-        _probes.resolve(self.metrics)
 
     def resolved(self) -> RunConfig:
-        """Autos filled in: block_size, chunk_bins, canonical metric names."""
+        """Autos filled in: block_size, canonical metric names (chunk_bins 0 stays: by time)."""
         block = self.block_size or max(
             d for d in range(1, min(self.bin_size, 1000) + 1) if self.bin_size % d == 0
         )
-        chunk = self.chunk_bins or max(
-            1, min(self.steps // self.bin_size, 10**7 // (self.bin_size * self.seeds))
-        )
         metrics = _probes.resolve(self.metrics)
-        return dataclasses.replace(self, block_size=block, chunk_bins=chunk, metrics=metrics)
+        return dataclasses.replace(self, block_size=block, metrics=metrics)
 
 
 RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 # Settings that change how a run is executed but not what any seed computes.
-EXECUTION_ONLY = {"chunk_bins", "checkpoint_every"}
+EXECUTION_ONLY = {"chunk_bins", "checkpoint_every", "checkpoint_seconds"}
+
+
+def fitting_bin_size(steps: int, suggested: int) -> int:
+    """The bin size for a run of ``steps`` when the user set none: the benchmark's
+    ``suggested`` size if it divides ``steps``, else the largest divisor of ``steps`` that
+    is at most ``suggested`` (``steps`` itself when it is shorter: one bin)."""
+    if steps <= suggested:
+        return steps
+    return next(d for d in range(suggested, 0, -1) if steps % d == 0)
+
+
+def _fit_bins(values: dict[str, Any], explicit: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``values`` with bin_size (and metrics_every) fitted to steps where the user set no
+    bin size; returns the new values and a note per changed setting (for config.yaml)."""
+    steps = _config.coerce(RunConfig, "steps", values.get("steps", RunConfig.steps))
+    suggested = _config.coerce(RunConfig, "bin_size", values.get("bin_size", RunConfig.bin_size))
+    if "bin_size" in explicit or steps % suggested == 0:
+        return values, {}
+    bin_size = fitting_bin_size(steps, suggested)
+    notes = {
+        "bin_size": f"{bin_size}: chosen because steps ({steps}) is not a multiple of the "
+        f"benchmark's bin size ({suggested}); set bin_size to choose another"
+    }
+    values = {**values, "bin_size": bin_size}
+    every = _config.coerce(
+        RunConfig, "metrics_every", values.get("metrics_every", RunConfig.metrics_every)
+    )
+    if "metrics_every" not in explicit and every and (every % bin_size or every > steps):
+        fitted = min(steps, max(bin_size, every // bin_size * bin_size))
+        values["metrics_every"] = fitted
+        notes["metrics_every"] = (
+            f"{fitted}: the multiple of bin_size nearest {every}, at most steps"
+        )
+    return values, notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +136,8 @@ class Experiment:
     method_names: tuple[str, ...]
     remedy_configs: tuple[Any, ...]
     run: RunConfig
+    chosen: tuple[tuple[str, str], ...] = ()  # run settings lopkit chose, with why
+    report: tuple[tuple[str, Any], ...] = ()  # what the run reports (results._describe)
 
     @property
     def method(self) -> str:
@@ -149,6 +192,8 @@ class Experiment:
                 for n, c in zip(self.method_names, self.remedy_configs, strict=True)
             },
             "run": _config.to_dict(self.run),
+            **({"chosen": dict(self.chosen)} if self.chosen else {}),
+            **({"report": dict(self.report)} if self.report else {}),
         }
 
     @property
@@ -186,20 +231,37 @@ def make_experiment(
     bench_settings, remedy_settings, run_settings = split_settings(dict(settings or {}), fields)
     config = _config.build(bench.config, bench_settings)
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults)
-    run_values = {
-        **bench.run_defaults_for(config),
-        **run_settings,
-        **{k: v for k, v in run.items() if v is not None},
-    }
+    given = {**run_settings, **{k: v for k, v in run.items() if v is not None}}
+    _probes.resolve(_config.coerce(RunConfig, "metrics", given.get("metrics", RunConfig.metrics)))
+    run_values, chosen = _fit_bins({**bench.run_defaults_for(config), **given}, set(given))
     run_config = _config.build(RunConfig, run_values).resolved()
-    experiment = Experiment(bench, config, tuple(names), configs, run_config)
-    experiment.build()  # refuse invalid combinations before anything is written
-    return experiment
+    experiment = Experiment(
+        bench, config, tuple(names), configs, run_config, tuple(sorted(chosen.items()))
+    )
+    program, error_name = experiment.build()  # refuse invalid combinations before writing
+    return dataclasses.replace(experiment, report=report_of(program.stream, error_name))
+
+
+def report_of(stream: Any, error_name: str) -> tuple[tuple[str, Any], ...]:
+    """config.yaml's ``report``: the reported metric, and the tasks of a task-based stream
+    (``steps_per_task``, or ``task_starts`` when tasks differ in length)."""
+    report: list[tuple[str, Any]] = [("metric", error_name)]
+    per_task = getattr(stream, "steps_per_task", None)
+    starts = getattr(stream, "task_starts", None)
+    if isinstance(per_task, int | np.integer) and per_task > 0:
+        report.append(("steps_per_task", int(per_task)))
+    elif starts is not None:
+        report.append(("task_starts", [int(t) for t in np.asarray(starts)]))
+    return tuple(report)
+
+
+# Derived from the rest (runs made before these existed lack them): not compared on resume.
+DERIVED = {"report", "chosen"}
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
-    for key in sorted(set(old) | set(new)):
+    for key in sorted((set(old) | set(new)) - (DERIVED if not prefix else set())):
         a, b = old.get(key), new.get(key)
         if isinstance(a, dict) and isinstance(b, dict):
             out += _differences(a, b, f"{prefix}{key}.")
@@ -214,6 +276,10 @@ def prepare_run_dir(out: str | Path, experiment: Experiment, resume: bool, overw
     An existing run is never overwritten silently: it needs ``resume`` or ``overwrite``.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LopkitError(
+            f"--out {out} is a file, not a run directory; name a directory (e.g. runs/{out.stem})"
+        )
     exists = out.exists() and any(out.iterdir())
     if resume and overwrite:
         raise ConfigError("--resume and --overwrite exclude each other")
@@ -247,9 +313,11 @@ def run_experiment(
     overwrite: bool = False,
     progress: bool = True,
     stop_after_chunks: int | None = None,
+    **execute_options: Any,
 ) -> dict[str, Any]:
     """Run (or resume) an experiment into ``out``; returns the runner's summary.
 
+    ``execute_options`` go to :func:`lopkit.engine._runner.execute` (``log``, ``clock``).
     Compiled programs are kept in JAX's persistent cache (:mod:`lopkit._cache`)."""
     enable_compilation_cache()
     resuming = prepare_run_dir(out, experiment, resume, overwrite)
@@ -264,10 +332,12 @@ def run_experiment(
         out,
         chunk_bins=r.chunk_bins,
         checkpoint_every=r.checkpoint_every,
+        checkpoint_seconds=r.checkpoint_seconds,
         resume=resuming,
         progress=progress,
         error_name=error_name,
         stop_after_chunks=stop_after_chunks,
+        **execute_options,
     )
 
 

@@ -3,7 +3,8 @@
 Slowly-changing regression at the paper's settings (20→5→1, batch 1), backprop and
 continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
 compilation excluded (one chunk runs first), then the cost of recording the default
-probes every 10,000 steps, each remedy's speed relative to backprop, the permuted-inputs
+probes every 10,000 steps, each remedy's speed relative to backprop (on slowly-changing
+regression and on the permuted quick preset), the permuted-inputs
 MLP against the machine's measured bandwidth and matmul rate, and the binary-task ConvNet
 vmapped vs mapped sequentially over seeds.
 """
@@ -77,6 +78,12 @@ def main(quick: bool = False) -> int:
     if remedy_costs is not None:
         print("\nremedies, K = 100, seed-steps/s and speed relative to backprop (1 = as fast):")
         for name, rate, rel in remedy_costs(k=100):
+            print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
+    if remedy_costs is not None:
+        from lopkit.bench_remedies import permuted_quick_costs
+
+        print("\npermuted quick preset (digits, 64→100→100→100→10, 10 seeds), probes off:")
+        for name, rate, rel in permuted_quick_costs(repeats=repeats):
             print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
     from lopkit.bench_permuted import format_throughput, permuted_throughput
 

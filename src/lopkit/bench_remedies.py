@@ -1,4 +1,6 @@
-"""What each remedy costs: seed-steps per second on slowly-changing regression, K seeds.
+"""What each remedy costs: seed-steps per second on slowly-changing regression, K seeds,
+and on the permuted-inputs quick preset (a 100-unit MLP on digits, 10 seeds mapped one
+after another: a different regime, where per-step overhead of a remedy shows).
 
 Every registered remedy (at its slowly-changing-regression defaults, metrics off) runs as
 one compiled program over K seeds. Compilation is excluded: one chunk of ``steps`` steps
@@ -7,6 +9,7 @@ is run first (compile + warm-up), then the next chunk of ``steps`` steps is time
 ratio to backprop's (DESIGN §5: CBP within 2× of backprop).
 
     python -m lopkit.bench_remedies --seeds 100 --steps 200000
+    python -m lopkit.bench_remedies --permuted --only backprop cbp
 """
 
 from __future__ import annotations
@@ -47,6 +50,28 @@ def remedy_costs(
     return rows
 
 
+PERMUTED_REMEDIES = ("backprop", "cbp", "l2", "shrink_perturb")
+
+
+def permuted_quick_costs(
+    names: Iterable[str] = PERMUTED_REMEDIES, bins: int = 5, repeats: int = 2
+) -> list[tuple[str, float, float]]:
+    """``[(remedy, seed_steps_per_s, relative_to_backprop)]`` on ``lopkit run permuted
+    --preset quick --method <remedy>`` with probes off (best of ``repeats`` chunks of
+    ``bins`` tasks, compile excluded): the remedy's own cost on that benchmark."""
+    from lopkit.experiments import load_preset, preset_settings
+
+    rows = []
+    for name in names:
+        settings = preset_settings(load_preset("permuted", "quick"), [name])
+        settings["metrics"] = ""
+        experiment = make_experiment("permuted", name, settings)
+        program, _ = experiment.build()
+        rows.append((name, chunk_throughput(program, experiment.seed_ids, bins, repeats)))
+    base = dict(rows).get("backprop", rows[0][1])
+    return [(name, rate, rate / base) for name, rate in rows]
+
+
 def format_costs(rows: list[tuple[str, float, float]]) -> str:
     lines = [f"{'remedy':<26}{'seed-steps/s':>14}{'vs backprop':>13}"]
     lines += [f"{name:<26}{rate:>14,.0f}{rel:>12.2f}×" for name, rate, rel in rows]
@@ -58,7 +83,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=100, help="K seeds run as one program")
     parser.add_argument("--steps", type=int, default=100_000, help="timed steps per seed")
     parser.add_argument("--only", nargs="*", help="remedies to measure (default: all)")
+    parser.add_argument(
+        "--permuted", action="store_true", help="the permuted quick preset instead of scr"
+    )
     args = parser.parse_args(argv)
+    if args.permuted:
+        print(format_costs(permuted_quick_costs(args.only or PERMUTED_REMEDIES)))
+        return
     print(format_costs(remedy_costs(args.seeds, args.steps, args.only)))
 
 

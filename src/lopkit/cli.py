@@ -1,13 +1,32 @@
-"""The command line: ``lopkit list | run | sweep | report | plot | bench | demo | data check``."""
+"""The command line: ``lopkit list | run | sweep | report | plot | bench | demo | data check``.
+
+Exit codes: 0 done; 1 ``sweep`` finished with failed cells; 2 bad input (the message says
+what is wrong and what is allowed; nothing already written is touched); 3 ``run`` finished
+but every seed diverged (no finite results); 130 interrupted (Ctrl-C; continue with
+``--resume``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from lopkit._errors import ConfigError, LopkitError
 from lopkit.data._errors import DataError
+
+EXIT_BAD_INPUT = 2
+EXIT_ALL_DIVERGED = 3
+EXIT_INTERRUPTED = 130
+EXIT_CODES = (
+    "exit codes: 0 done; 2 bad input; 3 every seed diverged (the run finished, but with no "
+    "finite results); 130 interrupted (continue with --resume)"
+)
+
+
+def _note(message: str) -> None:
+    print(f"lopkit: {message}", file=sys.stderr, flush=True)
 
 
 def _parse_settings(items: list[str]) -> dict[str, str]:
@@ -20,24 +39,81 @@ def _parse_settings(items: list[str]) -> dict[str, str]:
     return settings
 
 
+LIST_TOPICS = ("all", "benchmarks", "remedies", "metrics")
+
+
+def _remedy_lines(remedy, benchmark=None) -> list[str]:
+    """``key = default: help`` per setting; with a benchmark, its own defaults, marked *."""
+    from lopkit import _config
+
+    own = benchmark.remedy_defaults.get(remedy.name, {}) if benchmark else {}
+    lines = []
+    for key, default, help_ in _config.describe(remedy.config):
+        mark = ""
+        if key in own and _config.coerce(remedy.config, key, own[key]) != default:
+            generic, default = default, _config.coerce(remedy.config, key, own[key])
+            mark = f" [{benchmark.name}; generic {generic!r}]"
+        lines.append(f"      {remedy.name}.{key} = {default!r}{mark}: {help_}")
+    return lines
+
+
+def _list_benchmark(name: str) -> None:
+    """A benchmark's settings, suggested run settings, presets and remedy defaults."""
+    from lopkit import _config
+    from lopkit.benchmarks import get_benchmark
+    from lopkit.experiments import available_presets, load_preset
+    from lopkit.methods import REMEDIES
+
+    b = get_benchmark(name)
+    print(f"{b.name}: {b.summary}  [{b.source}]")
+    print("\nsettings (--set key=value):")
+    for key, default, help_ in _config.describe(b.config):
+        print(f"  {key} = {default!r}: {help_}")
+    print("\nrun settings it suggests (--steps, --bin-size, … override them):")
+    for key, value in b.run_defaults_for(b.config()).items():
+        print(f"  {key} = {value!r}")
+    presets = available_presets(b.name)
+    print("\npresets (--preset NAME):" + ("" if presets else " none"))
+    for preset in presets:
+        summary = " ".join(load_preset(b.name, preset)["summary"].split())
+        print(f"  {preset}: {summary}")
+    print(
+        f"\nremedies on {b.name} (--method a+b, --set <remedy>.<key>=<value>; "
+        f"[{b.name}; generic …] marks this benchmark's own defaults):"
+    )
+    for r in REMEDIES.values():
+        print(f"  {r.name:<22} {r.summary}")
+        for line in _remedy_lines(r, b):
+            print(line)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from lopkit import _config
-    from lopkit.benchmarks import BENCHMARKS
+    from lopkit.benchmarks import BENCHMARKS, get_benchmark
     from lopkit.engine._probes import PROBES
     from lopkit.methods import REMEDIES
 
     what = args.what
+    benchmark = get_benchmark(args.benchmark) if args.benchmark else None
+    if what in BENCHMARKS:
+        _list_benchmark(what)
+        return 0
+    if what not in LIST_TOPICS:
+        raise _config.unknown_name("topic or benchmark", what, [*LIST_TOPICS, *BENCHMARKS])
     if what in ("all", "benchmarks"):
-        print("benchmarks:")
+        print("benchmarks (lopkit list NAME: its settings, presets and remedy defaults):")
         for b in BENCHMARKS.values():
             print(f"  {b.name:<22} {b.summary}  [{b.source}]")
     if what in ("all", "remedies"):
-        print("remedies (compose with +, set with --set <remedy>.<key>=<value>):")
+        where = (
+            f" on {benchmark.name}" if benchmark else " (generic; --benchmark NAME for one's own)"
+        )
+        print(f"remedies{where} (compose with +, set with --set <remedy>.<key>=<value>):")
         for r in REMEDIES.values():
             print(f"  {r.name:<22} {r.summary}  [{r.source}]")
             if what == "remedies":
-                for key, default, help_ in _config.describe(r.config, prefix=f"{r.name}."):
-                    print(f"      {key} = {default!r}: {help_}")
+                for line in _remedy_lines(r, benchmark):
+                    print(line)
     if what in ("all", "metrics"):
         print("metrics (--metrics name,name; aliases in parentheses):")
         for p in PROBES.values():
@@ -46,13 +122,30 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    from lopkit._experiment import make_experiment, run_experiment
+def _diverged_summary(diverged_at, seeds: int, bin_size: int) -> str | None:
+    """'k of K seeds diverged …' with the steps, or None when none did."""
+    import numpy as np
+
+    steps = np.sort(np.asarray(diverged_at)[np.asarray(diverged_at) >= 0])
+    if steps.size == 0:
+        return None
+    shown = ", ".join(f"{int(t):,}" for t in steps[:10]) + (", …" if steps.size > 10 else "")
+    return (
+        f"{steps.size} of {seeds} seeds diverged (loss not finite) at step "
+        f"{shown}; their values are NaN from that step's bin on"
+    )
+
+
+def experiment_of(args: argparse.Namespace):
+    """The validated experiment and its run directory for ``lopkit run`` arguments."""
+    from lopkit._experiment import make_experiment
+    from lopkit.benchmarks import get_benchmark
     from lopkit.experiments import load_preset, preset_settings
     from lopkit.methods import parse_method
 
     settings = {}
     if args.preset:  # the preset first: --data, --set and the run flags override it
+        get_benchmark(args.benchmark)  # an unknown benchmark is named as such
         preset = load_preset(args.benchmark, args.preset)
         settings.update(preset_settings(preset, parse_method(args.method)))
     if args.data:
@@ -66,24 +159,56 @@ def _cmd_run(args: argparse.Namespace) -> int:
         "bin_size": args.bin_size,
         "metrics_every": args.metrics_every,
         "checkpoint_every": args.checkpoint_every,
+        "checkpoint_seconds": args.checkpoint_seconds,
     }
     if args.metrics is not None:
         run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
     experiment = make_experiment(args.benchmark, args.method, settings, **run)
     preset = f"-{args.preset}" if args.preset else ""
-    out = Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
+    return experiment, Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from lopkit._experiment import run_experiment
+
+    experiment, out = experiment_of(args)
+    for key, why in experiment.chosen:
+        _note(f"{key} = {why}")
     summary = run_experiment(
-        experiment, out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress
+        experiment,
+        out,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        log=_note,
     )
     if summary.get("bins_run", 0) == 0 and summary["finished"]:
         print(f"{out}: already complete")
         return 0
+    r = experiment.run
+    if summary.get("interrupted"):
+        _note(
+            f"stopped at step {summary['next_step']:,} of {r.steps:,} (checkpoint written); "
+            "continue with --resume"
+        )
+        return EXIT_INTERRUPTED
     rate = summary["seed_steps_per_second"]
     print(
-        f"{out}: {experiment.run.seeds} seeds × {experiment.run.steps:,} steps of "
+        f"{out}: {r.seeds} seeds × {r.steps:,} steps of "
         f"{args.benchmark} with {experiment.method} in {summary['seconds']:.1f} s "
         f"({rate:,.0f} seed-steps/s); results: {out / 'metrics.parquet'}"
     )
+    diverged_at = summary["state"]["diverged_at"]
+    line = _diverged_summary(diverged_at, r.seeds, r.bin_size)
+    if line is None:
+        return 0
+    if (diverged_at >= 0).all():
+        _note(
+            f"warning: every seed diverged — {line}. The run has no finite results to plot; "
+            f"a smaller step size (--set lr=…) usually helps. Exit code {EXIT_ALL_DIVERGED}."
+        )
+        return EXIT_ALL_DIVERGED
+    _note(line)
     return 0
 
 
@@ -137,17 +262,25 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
     aliases = {a: p.name for p in PROBES.values() for a in p.aliases}
     metric = aliases.get(args.metric, args.metric)  # --metric erank → effective_rank
+    if args.out is not None and Path(args.out).is_dir():
+        raise LopkitError(f"--out {args.out} is a directory; name a file, e.g. {args.out}/fig.png")
     try:
-        out = plot_runs(
-            [Path(d) for d in args.runs],
-            metric=metric,
-            layer=args.layer,
-            out=args.out,
-            label_key=args.label_key,
-            logy=args.logy,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = plot_runs(
+                [Path(d) for d in args.runs],
+                metric=metric,
+                layer=args.layer,
+                out=args.out,
+                label_key=args.label_key,
+                logy=args.logy,
+                x=args.x,
+                bin_tasks=args.bin_tasks,
+            )
     except ValueError as err:  # an unknown metric or layer: the message lists the valid ones
         raise LopkitError(str(err)) from None
+    for w in caught:
+        _note(f"warning: {w.message}")
     print(out)
     return 0
 
@@ -168,6 +301,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from lopkit import data
 
     results = data.check(args.data_dir)
+    print(data.describe_root(args.data_dir))
     print(data.format_check(results))
     return 0
 
@@ -178,13 +312,21 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("list", help="benchmarks, remedies and metrics, with one-line descriptions")
-    s.add_argument(
-        "what", nargs="?", default="all", choices=("all", "benchmarks", "remedies", "metrics")
+    s = sub.add_parser(
+        "list",
+        help="benchmarks, remedies and metrics; `lopkit list scr`: one benchmark's settings, "
+        "presets and remedy defaults",
     )
+    s.add_argument(
+        "what",
+        nargs="?",
+        default="all",
+        help="all, benchmarks, remedies, metrics, or a benchmark's name (e.g. scr)",
+    )
+    s.add_argument("--benchmark", help="with `remedies`: the defaults that benchmark sets")
     s.set_defaults(fn=_cmd_list)
 
-    s = sub.add_parser("run", help="run many seeds of a benchmark with a method")
+    s = sub.add_parser("run", help="run many seeds of a benchmark with a method", epilog=EXIT_CODES)
     s.add_argument("benchmark", help="benchmark name (see `lopkit list benchmarks`)")
     s.add_argument("--method", default="backprop", help="remedies joined by +, e.g. cbp+l2")
     s.add_argument(
@@ -195,12 +337,21 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=int, help="steps per seed")
     s.add_argument("--first-seed", type=int, help="id of the first seed")
     s.add_argument("--base-seed", type=int, help="root of all randomness")
-    s.add_argument("--bin-size", type=int, help="steps per reported error bin")
+    s.add_argument(
+        "--bin-size",
+        type=int,
+        help="steps per reported error bin (default: the benchmark's, or one that divides --steps)",
+    )
     s.add_argument(
         "--metrics", help="comma-separated probes (see `lopkit list metrics`); '' for none"
     )
     s.add_argument("--metrics-every", type=int, help="steps between probe snapshots")
     s.add_argument("--checkpoint-every", type=int, help="chunks between checkpoints")
+    s.add_argument(
+        "--checkpoint-seconds",
+        type=float,
+        help="about how often a checkpoint is written (default 60; the first after one bin)",
+    )
     s.add_argument(
         "--set",
         action="append",
@@ -245,10 +396,23 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("plot", help="mean ± standard error over seeds, one line per run directory")
     s.add_argument("runs", nargs="+", help="run directories")
     s.add_argument("--out", help="PNG path (default <run>/plots/<metric>.png for one run)")
-    s.add_argument("--metric", default="mse", help="recorded metric to draw (default mse)")
+    s.add_argument(
+        "--metric", help="recorded metric to draw (default: the run's reported one, e.g. mse)"
+    )
     s.add_argument("--layer", default="", help="layer of a per-layer metric ('' = whole network)")
     s.add_argument("--label-key", help="config key to label lines by, e.g. method")
     s.add_argument("--logy", action="store_true", help="log-scale y axis")
+    s.add_argument(
+        "--x",
+        choices=("task", "step"),
+        help="x axis (default: task for task-based benchmarks, else step)",
+    )
+    s.add_argument(
+        "--bin-tasks",
+        type=int,
+        metavar="N",
+        help="average each seed over N tasks first (the paper bins continual ImageNet by 50)",
+    )
     s.set_defaults(fn=_cmd_plot)
 
     s = sub.add_parser("bench", help="measure throughput (seed-steps/s) of the engine")
@@ -266,7 +430,7 @@ def parser() -> argparse.ArgumentParser:
     c = dsub.add_parser(
         "check", help="which data sets are present, and how to get the missing ones"
     )
-    c.add_argument("--data-dir", help="data root (default $LOPKIT_DATA)")
+    c.add_argument("--data-dir", help="data root (default $LOPKIT_DATA, else ~/.lopkit/data)")
     c.set_defaults(fn=_cmd_data)
     return p
 
@@ -277,10 +441,21 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args)
     except (LopkitError, DataError) as err:
         print(f"lopkit: error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except (FileExistsError, NotADirectoryError) as err:  # mkdir or open under a file
+        print(
+            f"lopkit: error: a file is in the way where a directory is needed: {err.filename} "
+            f"({err.strerror})",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    except OSError as err:  # a path that cannot be read or written: say which and why
+        where = f": {err.filename}" if err.filename else ""
+        print(f"lopkit: error: {err.strerror or err}{where}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("\nlopkit: interrupted; continue with --resume", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -58,6 +58,7 @@ class ClassIncrementalConfig(ClassIncrementalStreamConfig, OptimizerConfig):
         (60, 120, 160),
         "epochs of a task at which the step size is multiplied by lr_decay",
         nonnegative=True,
+        may_be_empty=True,
     )
     lr_decay: float = field(0.2, "step-size factor at each milestone", positive=True)
     widths: tuple[int, ...] = field((64, 128, 256, 512), "ResNet stage widths", positive=True)

@@ -19,7 +19,12 @@ from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression
 class SCRConfig(SCRStreamConfig, OptimizerConfig):
     """Slowly-changing regression (Dohare et al. 2024): stream, learner and optimizer."""
 
-    hidden: tuple[int, ...] = field((5,), "learner hidden widths", positive=True)
+    hidden: tuple[int, ...] = field(
+        (5,),
+        "learner hidden widths (empty: the official linear learner)",
+        positive=True,
+        may_be_empty=True,
+    )
     activation: str = field("relu", "learner activation", choices=tuple(ACTIVATIONS))
 
 

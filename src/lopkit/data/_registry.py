@@ -46,6 +46,19 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen).expanduser()
 
 
+def describe_root(data_dir: str | os.PathLike[str] | None = None) -> str:
+    """One line: the data root in use and where it came from (--data-dir, $LOPKIT_DATA or
+    the default), and how to choose another."""
+    root = resolve_data_dir(data_dir)
+    if data_dir is not None:
+        source = "from --data-dir"
+    elif os.environ.get(ENV_VAR):
+        source = f"from ${ENV_VAR}"
+    else:
+        source = f"the default; ${ENV_VAR} is not set"
+    return f"data root: {root} ({source}); another root: set ${ENV_VAR}=DIR or pass --data-dir DIR"
+
+
 @dataclass(frozen=True, eq=False)
 class Dataset:
     """A labelled image data set held in memory.

@@ -4,11 +4,28 @@ The host only loops over chunks; each chunk is one call of the compiled program.
 chunks it converts the chunk's per-bin outputs into tidy rows (one part file per chunk),
 updates the progress bar, and every ``checkpoint_every`` chunks writes the state. Results
 are O(bins): nothing is kept per step.
+
+Chunks are sized by time unless a fixed ``chunk_bins`` is given (:func:`next_chunk_bins`):
+the first two chunks are one bin each (the first compiles, the second measures the speed),
+so a checkpoint exists as soon as one bin has run; later chunks take about
+``checkpoint_seconds`` each, so an interruption loses about that much work.
+
+Ctrl-C (SIGINT) is deferred to the end of the running chunk: a compiled call cannot be
+stopped halfway, and an interrupt raised inside whatever Python code happens to run when
+the call returns (a garbage-collection callback, say) is swallowed. The loop then writes a
+checkpoint and stops (``interrupted`` in the summary), or, if that chunk was the last,
+finishes the run. A second Ctrl-C stops at once; every file is written atomically, so even
+then nothing is left half-written.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,34 +101,88 @@ def chunk_rows(
     return pd.concat(frames, ignore_index=True)
 
 
+def next_chunk_bins(seconds_per_bin: float | None, target_seconds: float, remaining: int) -> int:
+    """Bins in the next time-sized chunk.
+
+    While the speed is unknown (``seconds_per_bin`` None): 1. Otherwise the largest power
+    of two ``n`` with ``n · seconds_per_bin ≤ target_seconds`` (at least 1); powers of two
+    keep the number of compiled chunk sizes small when the measured speed drifts. Never more
+    than ``remaining``: the last chunk is the remainder.
+    """
+    if seconds_per_bin is None:
+        return min(1, remaining)
+    fit = target_seconds / max(seconds_per_bin, 1e-12)
+    n = 1 << max(0, int(fit).bit_length() - 1) if fit >= 1 else 1
+    return max(1, min(n, remaining))
+
+
+@contextlib.contextmanager
+def deferred_interrupts(say: Callable[[str], None]) -> Iterator[dict[str, bool]]:
+    """While active, a first SIGINT only sets ``flag["interrupted"]`` (and says so); a second
+    raises KeyboardInterrupt. Outside the main thread signals cannot be caught: no-op."""
+    flag = {"interrupted": False}
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["interrupted"]:
+            raise KeyboardInterrupt
+        flag["interrupted"] = True
+        say("interrupted: stopping after the running chunk and writing a checkpoint "
+            "(Ctrl-C again to stop at once)")  # fmt: skip
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stderr(message: str) -> None:
+    print(f"lopkit: {message}", file=sys.stderr, flush=True)
+
+
 def execute(
     program: Program,
     seeds: np.ndarray,
     total_bins: int,
     run_dir: str | Path,
-    chunk_bins: int,
+    chunk_bins: int = 0,
     checkpoint_every: int = 1,
     resume: bool = False,
     progress: bool = True,
     error_name: str = "mse",
     stop_after_chunks: int | None = None,
+    checkpoint_seconds: float = 60.0,
+    clock: Callable[[], float] = time.perf_counter,
+    log: Callable[[str], None] | None = _stderr,
 ) -> dict[str, Any]:
     """Run (or resume) ``total_bins`` bins for ``seeds``, writing parts and checkpoints.
 
-    ``stop_after_chunks`` ends the call early as an interruption would (for tests); the
-    run is then finished by a later call with ``resume=True``.
-    Returns a summary: seed-steps per second, wall time, bins run, whether finished.
+    ``chunk_bins`` 0 sizes chunks by time (:func:`next_chunk_bins`, ``checkpoint_seconds``
+    measured with ``clock``); ``log`` receives what the user should know (where a resumed
+    run continues; None: silent). ``stop_after_chunks`` ends the call early as an
+    interruption would (for tests); the run is then finished by a later call with
+    ``resume=True``. Returns a summary: seed-steps per second, wall time, bins run, whether
+    finished or interrupted, the bins of each chunk, the final state.
     """
+    say = log or (lambda message: None)
     writer = RunWriter(run_dir)
     seed_ids = jnp.asarray(seeds, jnp.int32)
     state = program.init(seed_ids)
     next_bin = 0
-    if resume and _checkpoint.checkpoint_path(run_dir).exists():
-        state, next_bin = _checkpoint.load(run_dir, state)
+    total_steps = total_bins * program.bin_size
+    if resume:
+        if _checkpoint.checkpoint_path(run_dir).exists():
+            state, next_bin = _checkpoint.load(run_dir, state)
+            say(f"resuming {run_dir} from step {next_bin * program.bin_size:,} of {total_steps:,}")
+        else:
+            say(f"no checkpoint in {run_dir}: starting over from step 0")
     writer.discard_parts_after(next_bin - 1)
     k = len(seeds)
     bar = tqdm(
-        total=total_bins * program.bin_size * k,
+        total=total_steps * k,
         initial=next_bin * program.bin_size * k,
         unit="seed-step",
         unit_scale=True,
@@ -119,36 +190,55 @@ def execute(
         desc=Path(run_dir).name,
         leave=False,
     )
-    start_time, chunks_done, run_bins = time.perf_counter(), 0, 0
-    while next_bin < total_bins:
-        n = min(chunk_bins, total_bins - next_bin)
-        state, errors, probes = program.chunk(state, jnp.asarray(next_bin, jnp.int32), n)
-        errors, probes, diverged = jax.device_get((errors, probes, state["diverged_at"]))
-        writer.append(
-            next_bin,
-            chunk_rows(program, np.asarray(seeds), next_bin, errors, probes, diverged, error_name),
-        )
-        next_bin += n
-        run_bins += n
-        chunks_done += 1
-        bar.update(n * program.bin_size * k)
-        if chunks_done % checkpoint_every == 0 or next_bin == total_bins:
-            _checkpoint.save(run_dir, state, next_bin)
-        if (
-            stop_after_chunks is not None
-            and chunks_done >= stop_after_chunks
-            and next_bin < total_bins
-        ):
-            break
-    bar.close()
-    elapsed = time.perf_counter() - start_time
-    finished = next_bin >= total_bins
-    if finished:
-        writer.finalize()
+    start_time, chunks_done, run_bins = clock(), 0, 0
+    sizes: list[int] = []
+    compiled: set[int] = set()
+    seconds_per_bin: float | None = None
+    interrupted = False
+    with deferred_interrupts(say) as flag:
+        while next_bin < total_bins:
+            remaining = total_bins - next_bin
+            if chunk_bins:
+                n = min(chunk_bins, remaining)
+            else:
+                n = next_chunk_bins(seconds_per_bin, checkpoint_seconds, remaining)
+            began = clock()
+            state, errors, probes = program.chunk(state, jnp.asarray(next_bin, jnp.int32), n)
+            errors, probes, diverged = jax.device_get((errors, probes, state["diverged_at"]))
+            if n in compiled:  # a first call of a size includes its compilation
+                seconds_per_bin = (clock() - began) / n
+            compiled.add(n)
+            writer.append(
+                next_bin,
+                chunk_rows(
+                    program, np.asarray(seeds), next_bin, errors, probes, diverged, error_name
+                ),
+            )
+            next_bin += n
+            run_bins += n
+            chunks_done += 1
+            sizes.append(n)
+            bar.update(n * program.bin_size * k)
+            stopping = flag["interrupted"] or (
+                stop_after_chunks is not None and chunks_done >= stop_after_chunks
+            )
+            if chunks_done % checkpoint_every == 0 or next_bin == total_bins or stopping:
+                _checkpoint.save(run_dir, state, next_bin)
+            if stopping and next_bin < total_bins:
+                interrupted = flag["interrupted"]
+                break
+        bar.close()
+        elapsed = clock() - start_time
+        finished = next_bin >= total_bins
+        if finished:
+            writer.finalize()
     return {
         "finished": finished,
+        "interrupted": interrupted,
         "seconds": elapsed,
         "bins_run": run_bins,
+        "next_step": next_bin * program.bin_size,
+        "chunks": sizes,
         "seed_steps_per_second": run_bins * program.bin_size * k / max(elapsed, 1e-9),
         "state": state,
     }

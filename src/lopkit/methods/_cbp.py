@@ -35,8 +35,13 @@ import jax
 import jax.numpy as jnp
 
 from lopkit._config import field
+from lopkit._seeds import any_seed
 from lopkit.methods._base import Context, Parts, Remedy, UnitRule
-from lopkit.methods._resets import require_unit_layers, reset_units_where_any
+from lopkit.methods._resets import (
+    fresh_incoming,
+    require_unit_layers,
+    reset_units_everywhere,
+)
 from lopkit.nets._units import UnitLayer, get, outgoing_rows
 
 
@@ -82,6 +87,36 @@ def contribution(params: Any, layer: UnitLayer, h: jax.Array, adaptable: bool) -
     return y
 
 
+def replacement_count(
+    eligible: jax.Array, pending: jax.Array, replacement_rate: float
+) -> tuple[jax.Array, jax.Array]:
+    """(⌊r⌋, r − ⌊r⌋) with r = pending + ρ·#eligible: the units to replace now, and the
+    fraction carried to the next step."""
+    pending = pending + replacement_rate * eligible.sum()
+    count = jnp.floor(pending)
+    return count, pending - count
+
+
+def lowest_utilities(
+    utility: jax.Array,
+    age: jax.Array,
+    eligible: jax.Array,
+    count: jax.Array,
+    decay_rate: float,
+    k: int,
+) -> tuple[jax.Array, jax.Array]:
+    """(idx int [k], active bool [k]): the k eligible units of lowest bias-corrected utility
+    û = u / (1 − η^age), ties to the lower index; the first ``count`` of them are replaced."""
+    corrected = utility / (1.0 - decay_rate ** age.astype(jnp.float32))
+    score = jnp.where(eligible, corrected, jnp.inf)
+    if k == 1:  # = top_k(−score, 1), ties to the lower index too, without a sort
+        idx = jnp.argmin(score).astype(jnp.int32)[None]
+    else:
+        idx = jax.lax.top_k(-score, k)[1]
+    active = (jnp.arange(k) < count) & eligible[idx]
+    return idx, active
+
+
 def select_replacements(
     utility: jax.Array, age: jax.Array, pending: jax.Array, config: CBPConfig, k: int
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -91,13 +126,8 @@ def select_replacements(
     among eligible units, of which the first ⌊pending + ρ·#eligible⌋ are replaced.
     """
     eligible = age > config.maturity_threshold
-    pending = pending + config.replacement_rate * eligible.sum()
-    count = jnp.floor(pending)
-    pending = pending - count
-    corrected = utility / (1.0 - config.decay_rate ** age.astype(jnp.float32))
-    score = jnp.where(eligible, corrected, jnp.inf)
-    _, idx = jax.lax.top_k(-score, k)
-    active = (jnp.arange(k) < count) & eligible[idx]
+    count, pending = replacement_count(eligible, pending, config.replacement_rate)
+    idx, active = lowest_utilities(utility, age, eligible, count, config.decay_rate, k)
     return idx, active, pending
 
 
@@ -117,25 +147,44 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
             for layer in layers
         ]
 
+    def layer_step(st, params, opt_state, layer, h, key, k):
+        y = contribution(params, layer, h, adaptable)
+        age = st["age"] + 1
+        utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
+        eligible = age > config.maturity_threshold
+        count, pending = replacement_count(eligible, st["pending"], config.replacement_rate)
+
+        # ⌊r⌋ is 0 on most steps (ρ·#eligible = 0.01 per step for 100 units at ρ 1e-4), so
+        # the choice of units (a sort for k > 1) and the reset run only on steps where some
+        # seed replaces one; on the others nothing is replaced, exactly as the rule says.
+        def replace(carry):
+            p, o = carry
+            idx, active = lowest_utilities(utility, age, eligible, count, config.decay_rate, k)
+            fresh = fresh_incoming(key, p, layer, k)
+            return (*reset_units_everywhere(p, o, layer, idx, active, fresh), idx, active)
+
+        def keep_all(carry):
+            return (*carry, jnp.zeros((k,), jnp.int32), jnp.zeros((k,), bool))
+
+        params, opt_state, idx, active = jax.lax.cond(
+            any_seed(count >= 1), replace, keep_all, (params, opt_state)
+        )
+        keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
+        new = {
+            "age": jnp.where(keep, age, 0),
+            "utility": jnp.where(keep, utility, 0.0),
+            "pending": pending,
+            "replaced": st["replaced"] + active.sum(),
+        }
+        return new, params, opt_state
+
     def apply(state, params, opt_state, trace, key, step):
         new_state = []
         for i, (layer, st, k) in enumerate(zip(layers, state, ks, strict=True)):
-            y = contribution(params, layer, trace.hidden[i], adaptable)
-            age = st["age"] + 1
-            utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
-            idx, active, pending = select_replacements(utility, age, st["pending"], config, k)
-            params, opt_state = reset_units_where_any(
-                params, opt_state, layer, idx, active, jax.random.fold_in(key, i), k
+            st, params, opt_state = layer_step(
+                st, params, opt_state, layer, trace.hidden[i], jax.random.fold_in(key, i), k
             )
-            keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
-            new_state.append(
-                {
-                    "age": jnp.where(keep, age, 0),
-                    "utility": jnp.where(keep, utility, 0.0),
-                    "pending": pending,
-                    "replaced": st["replaced"] + active.sum(),
-                }
-            )
+            new_state.append(st)
         return new_state, params, opt_state
 
     return Parts(unit_rule=UnitRule(init, apply))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,27 +21,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from ._aggregate import select, summarize
+from ._describe import metric_label, reported_metric, task_of_step, y_label
 from ._io import atomic_write_bytes
 from ._store import _run_name, load_many, read_config
 
 __all__ = ["format_step", "plot_grid", "plot_runs"]
 
 Runs = pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike]
-
-_PRETTY = {
-    "mse": "Mean squared error",
-    "accuracy": "Accuracy",
-    "test_accuracy": "Test accuracy",
-    "train_accuracy": "Training accuracy",
-    "dead_fraction": "Fraction of dead units",
-    "dormant_fraction": "Fraction of dormant units",
-    "inactive_fraction": "Fraction of inactive units",
-    "linear_fraction": "Fraction of linearized units",
-    "effective_rank": "Effective rank",
-    "srank": "Stable rank",
-    "weight_magnitude": "Weight magnitude",
-    "diverged": "Diverged seeds",
-}
 
 
 def format_step(x: float, pos: int | None = None) -> str:
@@ -51,9 +38,12 @@ def format_step(x: float, pos: int | None = None) -> str:
     return f"{x:.3g}"
 
 
-def _label_of(metric: str, layer: str) -> str:
-    name = _PRETTY.get(metric, metric)
-    return f"{name} ({layer})" if layer else name
+def _layers_of(df: pd.DataFrame, metric: str) -> list[str]:
+    return sorted(df.loc[df["metric"] == metric, "layer"].unique().tolist())
+
+
+def _label_of(df: pd.DataFrame, metric: str, layer: str) -> str:
+    return metric_label(metric, layer, _layers_of(df, metric))
 
 
 def _config_value(config: dict, key: str, run: str):
@@ -101,24 +91,24 @@ def _resolve(runs: Runs, label_key: str | None) -> tuple[pd.DataFrame, list[str]
     return df, order, labels, dirs
 
 
-def _style(ax, logy: bool) -> None:
+def _style(ax, logy: bool, x: str = "step") -> None:
     ax.spines["top"].set_visible(False)
     ax.spines["right"].set_visible(False)
     ax.grid(True, alpha=0.3, linewidth=0.5)
     ax.xaxis.set_major_formatter(FuncFormatter(format_step))
-    ax.set_xlabel("step")
+    ax.set_xlabel(x)
     if logy:
         ax.set_yscale("log")
 
 
-def _draw(ax, df, metric: str, layer: str, order: Sequence[str], labels: dict) -> None:
+def _draw(ax, df, metric: str, layer: str, order: Sequence[str], labels: dict, by="step") -> None:
     """One line per run (mean over seeds) with a ±1 standard error band."""
-    summary = summarize(df, metric, layer)
+    summary = summarize(df, metric, layer, by=by)
     for i, run in enumerate(order):
         s = summary[summary["run"] == run]
         if s.empty:
             continue
-        step = s["step"].to_numpy()
+        step = s[by].to_numpy()
         mean = s["mean"].to_numpy()
         se = np.nan_to_num(s["se"].to_numpy())
         color = f"C{i % 10}"
@@ -146,38 +136,119 @@ def _default_out(dirs: list[Path], name: str) -> Path:
     return dirs[0] / "plots" / f"{name}.png"
 
 
+def _require_finite(df: pd.DataFrame, metric: str, layer: str) -> None:
+    """ValueError when ``metric`` has no finite value at all (every seed diverged)."""
+    rows = select(df, metric, layer)
+    if np.isfinite(rows["value"].to_numpy()).any():
+        return
+    diverged = df[df["metric"] == "diverged"]
+    why = (
+        f"every seed diverged ({len(diverged)} 'diverged' rows, the first at step "
+        f"{int(diverged['step'].min()):,})"
+        if len(diverged)
+        else "all its values are NaN or infinite"
+    )
+    raise ValueError(f"nothing to draw: metric {metric!r} has no finite values; {why}")
+
+
+def _on_tasks(df: pd.DataFrame, configs: dict, x: str, bin_tasks: int | None) -> pd.DataFrame:
+    """``df`` with the column ``task`` (1-based) of every row, or each seed's values
+    averaged over groups of ``bin_tasks`` tasks (``task`` = the group's last task)."""
+    parts = []
+    for run, rows in df.groupby("run", sort=False, observed=True):
+        task = task_of_step(rows["step"].to_numpy(), configs.get(run, {}).get("report", {}))
+        if task is None:
+            raise ValueError(
+                f"x={x!r}: run {run!r} has no tasks (only task-based benchmarks do: permuted, "
+                "binary, class_incremental); use x='step'"
+            )
+        parts.append(rows.assign(task=task))
+    out = pd.concat(parts, ignore_index=True)
+    if not bin_tasks:
+        return out
+    out["task"] = ((out["task"] - 1) // bin_tasks + 1) * bin_tasks
+    keys = ["run", "seed", "metric", "layer", "task"]
+    # mean of the finite values of each group (a diverged seed's NaNs stay out of it)
+    return out.groupby(keys, sort=False, observed=True, as_index=False).agg(
+        step=("step", "max"), value=("value", "mean")
+    )
+
+
+def _caption(configs: dict, df: pd.DataFrame) -> str:
+    """``permuted: mean ± standard error over 10 seeds`` (benchmarks joined when mixed)."""
+    benchmarks = list(dict.fromkeys(c.get("benchmark", "?") for c in configs.values()))
+    seeds = sorted({int(c.get("run", {}).get("seeds", 0)) for c in configs.values()} - {0})
+    if not seeds:
+        seeds = sorted(df.groupby("run", observed=True)["seed"].nunique().unique().tolist())
+    n = "–".join(map(str, [seeds[0], seeds[-1]] if len(seeds) > 1 else seeds))
+    where = f"{' vs '.join(benchmarks)}: " if benchmarks else ""
+    return f"{where}mean ± standard error over {n} seeds"
+
+
 def plot_runs(
     runs: Runs,
-    metric: str = "mse",
+    metric: str | None = None,
     layer: str = "",
     out: str | os.PathLike | None = None,
     label_key: str | None = None,
     title: str | None = None,
     ylabel: str | None = None,
     logy: bool = False,
+    x: str | None = None,
+    bin_tasks: int | None = None,
 ) -> Path:
-    """Plot ``metric`` at ``layer`` against step: one line per run, mean ± se over seeds.
+    """Plot ``metric`` at ``layer``: one line per run, mean ± se over seeds.
 
     ``runs`` is a run directory, a list of them, or a metrics frame (from ``load_many``).
-    The legend label of a run is its directory name, or, with ``label_key``, a value of
-    its config (dotted path, e.g. ``"method"`` or ``"optimizer.step_size"``; for a frame,
-    a column). ``out`` defaults to ``<run>/plots/<metric>[_<layer>].png`` when one run
-    directory is given; its parent directory is created and the format follows its suffix.
+    ``metric`` defaults to the runs' reported metric (``report.metric`` in config.yaml:
+    mse, accuracy, …). ``x`` is ``"task"`` (the default for runs of task-based benchmarks)
+    or ``"step"``; ``bin_tasks`` N averages each seed over N tasks first (the paper's
+    binning). The legend label of a run is its directory name, or, with ``label_key``, a
+    value of its config (dotted path, e.g. ``"method"``; for a frame, a column). The title
+    (unless given; ``""`` for none) names the benchmark and "mean ± standard error over N
+    seeds"; runs of different benchmarks draw a warning. ``out`` defaults to
+    ``<run>/plots/<metric>[_<layer>].png`` when one run directory is given; its parent
+    directory is created and the format follows its suffix.
 
     Returns the path written. Raises ValueError listing the available metrics when
-    ``metric`` is not in the table.
+    ``metric`` is not in the table, or when it has no finite value (every seed diverged).
     """
     df, order, labels, dirs = _resolve(runs, label_key)
+    configs = {r: read_config(d) for r, d in zip(order, dirs, strict=True)} if dirs else {}
+    metric = metric or reported_metric(list(configs.values()), df)
     select(df, metric, layer)  # fail early, listing what is there
+    _require_finite(df, metric, layer)
+    benchmarks = sorted({c.get("benchmark", "?") for c in configs.values()})
+    if len(benchmarks) > 1:
+        warnings.warn(
+            f"overlaying runs of different benchmarks ({', '.join(benchmarks)}): their steps "
+            "and values need not be comparable",
+            stacklevel=2,
+        )
+    tasks = bool(configs) and all(
+        task_of_step(np.zeros(1), c.get("report", {})) is not None for c in configs.values()
+    )
+    if x is None:
+        x = "task" if (tasks and len(benchmarks) == 1) or bin_tasks else "step"
+    if x not in ("task", "step"):
+        raise ValueError(f"x must be 'task' or 'step', got {x!r}")
+    if bin_tasks is not None and (x != "task" or bin_tasks < 1):
+        raise ValueError(f"bin_tasks needs x='task' and N ≥ 1, got x={x!r}, {bin_tasks!r}")
+    data = _on_tasks(select(df, metric, layer), configs, x, bin_tasks) if x == "task" else df
     out = Path(out) if out is not None else _default_out(dirs, f"{metric}_{layer}".rstrip("_"))
     fig = Figure(figsize=(5.0, 3.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    _draw(ax, df, metric, layer, order, labels)
-    _style(ax, logy)
-    ax.set_ylabel(ylabel if ylabel is not None else _label_of(metric, layer))
-    if title:
-        ax.set_title(title)
+    _draw(ax, data, metric, layer, order, labels, by=x)
+    _style(ax, logy, x)
+    first = next(iter(configs.values()), {})
+    layers = _layers_of(df, metric)
+    ax.set_ylabel(
+        ylabel if ylabel is not None else y_label(metric, layer, layers, first, x, bin_tasks)
+    )
+    caption = _caption(configs, df) if title is None else title
+    if caption:
+        ax.set_title(caption, fontsize="medium")
     ax.legend(frameon=False)
     return _save(fig, out)
 
@@ -209,7 +280,7 @@ def plot_grid(
     for ax, (metric, layer) in zip(axes, panels, strict=True):
         _draw(ax, df, metric, layer, order, labels)
         _style(ax, logy=False)
-        ax.set_title(_label_of(metric, layer), fontsize="medium")
+        ax.set_title(_label_of(df, metric, layer), fontsize="medium")
     legend = {}  # label -> handle, over all panels: a run may lack some metric
     for ax in axes:
         for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):

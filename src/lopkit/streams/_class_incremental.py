@@ -76,7 +76,9 @@ class ClassIncrementalStreamConfig:
     )
     test_per_class: int = field(100, "test images per class", positive=True)
     batch_size: int = field(90, "images per step", positive=True)
-    augment: tuple[str, ...] = field(AUGMENTATIONS, "training augmentations", choices=AUGMENTATIONS)
+    augment: tuple[str, ...] = field(
+        AUGMENTATIONS, "training augmentations", choices=AUGMENTATIONS, may_be_empty=True
+    )
     crop_padding: int = field(4, "reflect padding of the random crop (pixels)", positive=True)
     max_rotation: float = field(
         15.0, "rotations uniform in [0, max_rotation] degrees", nonnegative=True
