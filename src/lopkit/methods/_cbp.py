@@ -147,42 +147,34 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
             for layer in layers
         ]
 
-    def layer_step(st, params, opt_state, layer, h, key, k):
+    def layer_step(st, params, opt_state, layer, h, key, i, k):
         y = contribution(params, layer, h, adaptable)
         age = st["age"] + 1
         utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
         eligible = age > config.maturity_threshold
         count, pending = replacement_count(eligible, st["pending"], config.replacement_rate)
 
-        # ⌊r⌋ is 0 on most steps (ρ·#eligible = 0.01 per step for 100 units at ρ 1e-4), so
-        # the choice of units (a sort for k > 1) and the reset run only on steps where some
-        # seed replaces one; on the others nothing is replaced, exactly as the rule says.
         def replace(carry):
-            p, o = carry
+            p, o, age, utility, replaced = carry
             idx, active = lowest_utilities(utility, age, eligible, count, config.decay_rate, k)
-            fresh = fresh_incoming(key, p, layer, k)
-            return (*reset_units_everywhere(p, o, layer, idx, active, fresh), idx, active)
+            fresh = fresh_incoming(jax.random.fold_in(key, i), p, layer, k)
+            p, o = reset_units_everywhere(p, o, layer, idx, active, fresh)
+            keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
+            age, utility = jnp.where(keep, age, 0), jnp.where(keep, utility, 0.0)
+            return p, o, age, utility, replaced + active.sum()
 
-        def keep_all(carry):
-            return (*carry, jnp.zeros((k,), jnp.int32), jnp.zeros((k,), bool))
-
-        params, opt_state, idx, active = jax.lax.cond(
-            any_seed(count >= 1), replace, keep_all, (params, opt_state)
+        carry = (params, opt_state, age, utility, st["replaced"])
+        params, opt_state, age, utility, replaced = jax.lax.cond(
+            any_seed(count >= 1), replace, lambda c: c, carry
         )
-        keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
-        new = {
-            "age": jnp.where(keep, age, 0),
-            "utility": jnp.where(keep, utility, 0.0),
-            "pending": pending,
-            "replaced": st["replaced"] + active.sum(),
-        }
+        new = {"age": age, "utility": utility, "pending": pending, "replaced": replaced}
         return new, params, opt_state
 
     def apply(state, params, opt_state, trace, key, step):
         new_state = []
         for i, (layer, st, k) in enumerate(zip(layers, state, ks, strict=True)):
             st, params, opt_state = layer_step(
-                st, params, opt_state, layer, trace.hidden[i], jax.random.fold_in(key, i), k
+                st, params, opt_state, layer, trace.hidden[i], key, i, k
             )
             new_state.append(st)
         return new_state, params, opt_state
