@@ -1,0 +1,208 @@
+"""Slippery Ant's environment layer: friction schedule, host envs, checkpoint (DESIGN §7)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mujoco")
+gym = pytest.importorskip("gymnasium")
+
+from lopkit._config import build  # noqa: E402
+from lopkit._errors import ConfigError  # noqa: E402
+from lopkit.mujoco_envs import (  # noqa: E402
+    AntConfig,
+    AntEnvs,
+    FrictionConfig,
+    ScheduleState,
+    advance,
+    friction_sequence,
+    seed_sequence,
+)
+from lopkit.mujoco_envs._ant import _RESET_STREAM  # noqa: E402
+
+SLIPPERY = FrictionConfig()
+
+
+def _actions(seed: int, steps: int, k: int, scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-scale, scale, size=(steps, k, 8))
+
+
+def _run(envs: AntEnvs, actions: np.ndarray) -> dict[str, np.ndarray]:
+    out = {n: [] for n in ("obs", "reward", "terminated", "truncated", "friction")}
+    for a in actions:
+        obs, reward, terminated, truncated, info = envs.step(a)
+        values = (obs, reward, terminated, truncated, info["friction"])
+        for name, v in zip(out, values, strict=True):
+            out[name].append(v)
+    return {n: np.stack(v) for n, v in out.items()}
+
+
+# -- the friction schedule ------------------------------------------------------------------
+
+
+def test_friction_sequences_are_reproducible_and_independent_across_seeds():
+    a = friction_sequence(SLIPPERY, 0, 1, 2000)
+    assert np.array_equal(a, friction_sequence(SLIPPERY, 0, 1, 2000))
+    assert np.array_equal(a[:50], friction_sequence(SLIPPERY, 0, 1, 50))  # longer extends
+    b = friction_sequence(SLIPPERY, 0, 2, 2000)
+    c = friction_sequence(SLIPPERY, 1, 1, 2000)
+    assert not np.any(a == b) and not np.any(a == c)
+    # independent streams: uncorrelated log-frictions (|r| ~ 1/sqrt(2000) ~ 0.02)
+    assert abs(np.corrcoef(np.log(a), np.log(b))[0, 1]) < 0.1
+    assert abs(np.corrcoef(np.log(a), np.log(c))[0, 1]) < 0.1
+
+
+def test_friction_is_log_uniform_on_its_range():
+    f = np.concatenate([friction_sequence(SLIPPERY, 0, s, 1000) for s in range(5)])
+    assert f.min() >= 0.02 and f.max() <= 2.0
+    lo, hi = math.log10(0.02), math.log10(2.0)
+    counts, _ = np.histogram(np.log10(f), bins=4, range=(lo, hi))
+    assert np.all(np.abs(counts / f.size - 0.25) < 0.03), counts  # flat in log10
+    assert abs(np.log10(f).mean() - (lo + hi) / 2) < 0.03
+    assert np.median(f) < 0.3  # far below the uniform median (~1.0): log-, not linear-uniform
+
+
+def test_constant_schedule_is_one_and_never_changes():
+    const = FrictionConfig(schedule="constant")
+    assert np.array_equal(friction_sequence(const, 0, 3, 4), np.ones(4))
+    assert advance(const, ScheduleState(), 10**9, True) == ScheduleState()
+
+
+def test_change_waits_for_the_first_episode_end_after_change_every():
+    cfg = FrictionConfig(change_every=10)
+    s = ScheduleState()
+    assert advance(cfg, s, 5, True) == s  # too early
+    assert advance(cfg, s, 10, True) == s  # 10 - 0 is not > 10 (official `>`)
+    assert advance(cfg, s, 30, False) == s  # due, but no episode end: waits
+    s = advance(cfg, s, 11, True)
+    assert s == ScheduleState(1, 11)
+    assert advance(cfg, s, 21, True) == s  # counted from the previous change
+    assert advance(cfg, s, 22, True) == ScheduleState(2, 22)
+
+
+def test_envs_change_friction_at_episode_ends_only():
+    # zero actions: the ant stands, so every episode is truncated at 20 steps (ends at
+    # steps 19, 39, 59, ...); due after 30 steps, the changes come at steps 39 and 79
+    envs = AntEnvs(
+        [4],
+        config=AntConfig(max_episode_steps=20, threads=1),
+        friction=FrictionConfig(change_every=30),
+    )
+    envs.reset()
+    out = _run(envs, np.zeros((100, 1, 8)))
+    assert out["truncated"][:, 0].nonzero()[0].tolist() == [19, 39, 59, 79, 99]
+    assert not out["terminated"].any()
+    seq = friction_sequence(FrictionConfig(), 0, 4, 3)
+    expected = np.repeat(seq, [40, 40, 20])
+    assert np.array_equal(out["friction"][:, 0], expected)
+    assert np.all(envs.models[0].geom_friction[:, 0] == seq[2])  # every geom, floor included
+
+
+# -- the host envs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v4", "v5"])
+def test_host_envs_equal_gymnasium_ant(version):
+    """Observations, rewards, terminations and resets of gymnasium's own Ant, to rounding.
+
+    Actions reach ±1.5: MuJoCo clamps the control, the control cost uses the raw action.
+    """
+    envs = AntEnvs([3], base_seed=7, config=AntConfig(version=version, threads=1))
+    env = gym.make(f"Ant-{version}", max_episode_steps=1000)
+    env.unwrapped._np_random = np.random.Generator(
+        np.random.PCG64(seed_sequence(7, 3, _RESET_STREAM))
+    )
+    env.unwrapped.model.geom_friction[:, 0] = envs.friction[0]
+    ours = envs.reset()
+    theirs, _ = env.reset()
+    assert ours.shape == (1, 27 if version == "v4" else 105)
+    np.testing.assert_array_equal(ours[0], theirs)
+    ends = 0
+    for a in _actions(0, 300, 1, scale=1.5):
+        obs, reward, terminated, truncated, info = envs.step(a)
+        o, r, te, tr, _ = env.step(a[0])
+        np.testing.assert_allclose(info["final_obs"][0], o, rtol=0, atol=1e-9)
+        assert reward[0] == pytest.approx(r, abs=1e-9)
+        assert (terminated[0], truncated[0]) == (te, tr)
+        if te or tr:
+            ends += 1
+            o, _ = env.reset()
+        np.testing.assert_allclose(obs[0], o, rtol=0, atol=1e-9)
+    assert ends >= 3  # the resets were compared too
+
+
+def test_friction_changes_the_dynamics():
+    def trajectory(f: float) -> np.ndarray:
+        envs = AntEnvs(
+            [0], config=AntConfig(threads=1), friction=FrictionConfig("constant", constant_value=f)
+        )
+        first = envs.reset()
+        assert np.all(envs.models[0].geom_friction[:, 0] == f)
+        return np.concatenate([first[None], _run(envs, _actions(1, 15, 1, 0.5))["obs"]])
+
+    slippery, normal = trajectory(0.05), trajectory(1.0)
+    np.testing.assert_array_equal(slippery[0], normal[0])  # same start, same actions
+    assert np.abs(slippery[-1] - normal[-1]).max() > 0.1
+    np.testing.assert_array_equal(normal, trajectory(1.0))  # and it is not noise
+
+
+def test_envs_are_independent_and_threads_change_nothing():
+    actions = _actions(2, 60, 3)
+    alone = AntEnvs([5], config=AntConfig(threads=1))
+    alone.reset()
+    threaded = AntEnvs([9, 5, 11], config=AntConfig(threads=2))
+    threaded.reset()
+    together = _run(threaded, actions)
+    assert together["terminated"].any()  # resets happened
+    a = _run(alone, actions[:, 1:2])
+    for name in a:
+        np.testing.assert_array_equal(a[name][:, 0], together[name][:, 1])
+
+
+def test_restore_then_step_equals_an_uninterrupted_run(tmp_path):
+    cfg, fric = AntConfig(threads=2), FrictionConfig(change_every=40)
+    actions = _actions(3, 250, 3)
+    straight = AntEnvs([0, 1, 2], config=cfg, friction=fric)
+    straight.reset()
+    _run(straight, actions[:100])
+    np.savez(tmp_path / "ckpt.npz", **straight.state_dict())
+    expected = _run(straight, actions[100:])
+    assert np.any(expected["friction"][0] != expected["friction"][-1])  # a change after
+    assert expected["terminated"].any()
+
+    resumed = AntEnvs([0, 1, 2], config=cfg, friction=fric)
+    resumed.load_state_dict(dict(np.load(tmp_path / "ckpt.npz")))
+    got = _run(resumed, actions[100:])
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+    for name in ("episodes", "total_steps", "episode_return"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(straight, name))
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+def test_bad_settings_are_clear_errors():
+    with pytest.raises(ConfigError, match="low must be > 0"):
+        FrictionConfig(low=0.0)
+    with pytest.raises(ConfigError, match="low must be <= high"):
+        FrictionConfig(low=3.0, high=2.0)
+    with pytest.raises(ConfigError, match="slippery, constant"):
+        FrictionConfig(schedule="slipery")
+    with pytest.raises(ConfigError, match="unknown Ant version 'v3'.*v4, v5"):
+        AntConfig(version="v3")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        build(FrictionConfig, {"change_time": 10})
+    assert build(FrictionConfig, {"change_every": "1_000"}).change_every == 1000
+    envs = AntEnvs([0], config=AntConfig(threads=1))
+    envs.reset()
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="friction must be finite and > 0"):
+            envs.set_friction(0, bad)
+    with pytest.raises(ConfigError, match=r"actions must have shape \[1, 8\]"):
+        envs.step(np.zeros((2, 8)))
+    with pytest.raises(ConfigError, match="checkpoint is for seeds"):
+        AntEnvs([1]).load_state_dict(envs.state_dict())
