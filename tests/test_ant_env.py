@@ -206,3 +206,54 @@ def test_bad_settings_are_clear_errors():
         envs.step(np.zeros((2, 8)))
     with pytest.raises(ConfigError, match="checkpoint is for seeds"):
         AntEnvs([1]).load_state_dict(envs.state_dict())
+
+
+# -- MuJoCo XLA ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_mjx_ant_follows_the_host_ant_at_two_frictions():
+    """Same start and actions, frictions 0.05 and 1.0 vmapped in one compile (~30–100 s).
+
+    Tolerance: before the first foot contact (steps 0–3) 1e-4 (float32 against float64).
+    After it, MJX's pyramidal friction cone is spanned by other tangent directions than
+    MuJoCo C's (a cone orientation, not a bug; with elliptic cones the two agree to ~1e-4
+    for 8–14 steps), so over 20 steps the joint positions agree to 0.15 — small beside
+    the 0.4 that the friction change itself makes.
+    """
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+    from lopkit.mujoco_envs import MjxAnt
+
+    frictions = (0.05, 1.0)
+    actions = _actions(1, 20, 1)[:, 0]
+    host = []
+    for f in frictions:
+        envs = AntEnvs(
+            [0], config=AntConfig(threads=1), friction=FrictionConfig("constant", constant_value=f)
+        )
+        first = envs.reset()
+        qpos, qvel = envs.datas[0].qpos.copy(), envs.datas[0].qvel.copy()
+        host.append(np.concatenate([first, _run(envs, actions[:, None])["obs"][:, 0]]))
+    host = np.stack(host)  # [friction, step, obs]
+
+    env = MjxAnt()
+
+    def trajectory(friction):
+        obs, state = env.init(jnp.asarray(qpos), jnp.asarray(qvel), friction)
+
+        def body(state, action):
+            obs, state, *_ = env.step(state, action, friction)
+            return state, obs
+
+        _, rest = jax.lax.scan(body, state, jnp.asarray(actions, jnp.float32))
+        return jnp.concatenate([obs[None], rest])
+
+    mjx = np.asarray(jax.jit(jax.vmap(trajectory))(jnp.asarray(frictions, jnp.float32)))
+    error = np.abs(mjx - host)
+    assert error[:, :4].max() < 1e-4, error[:, :4].max()
+    assert error[:, :, :13].max() < 0.15, error[:, :, :13].max(axis=(1, 2))
+    friction_effect = np.abs(host[0, -1, :13] - host[1, -1, :13]).max()
+    assert friction_effect > 0.3
+    assert np.abs(mjx[0, -1, :13] - mjx[1, -1, :13]).max() > 0.3  # traced per seed
+    assert error[:, -1, :13].max() < friction_effect / 3

@@ -1,7 +1,8 @@
 """MuJoCo environments for the paper's RL benchmark (Slippery Ant; DESIGN §7).
 
 The host back-end (:class:`AntEnvs`, gymnasium's Ant on the ``mujoco`` bindings, K envs in
-lockstep) and the friction schedule (:func:`friction_sequence`, :func:`advance`).
+lockstep), the friction schedule (:func:`friction_sequence`, :func:`advance`) and the MJX
+back-end (:class:`MjxAnt`, imported on first use: it loads ``mujoco.mjx`` and JAX).
 """
 
 from lopkit.mujoco_envs._ant import VERSIONS, AntConfig, AntEnvs, ant_xml_path
@@ -20,6 +21,7 @@ __all__ = [
     "VERSIONS",
     "AntConfig",
     "AntEnvs",
+    "MjxAnt",
     "FrictionConfig",
     "ScheduleState",
     "advance",
@@ -28,3 +30,11 @@ __all__ = [
     "friction_sequence",
     "seed_sequence",
 ]
+
+
+def __getattr__(name: str):
+    if name in ("MjxAnt", "MjxAntState"):
+        from lopkit.mujoco_envs import _mjx
+
+        return getattr(_mjx, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

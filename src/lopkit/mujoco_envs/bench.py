@@ -35,7 +35,7 @@ def mjx_steps_per_second(k: int, steps: int = 20) -> tuple[float, float]:
     import jax
     import jax.numpy as jnp
 
-    from lopkit.mujoco_envs._mjx import MjxAnt
+    from lopkit.mujoco_envs import MjxAnt
 
     env = MjxAnt()
     keys = jax.random.split(jax.random.key(0), k)
