@@ -15,19 +15,23 @@ import numpy as np
 from lopkit.mujoco_envs._ant import AntConfig, AntEnvs
 
 
-def host_steps_per_second(k: int, threads: int, seconds: float = 3.0) -> float:
-    """Aggregate env-steps/s of ``AntEnvs`` with ``k`` envs and ``threads`` threads."""
+def host_steps_per_second(k: int, threads: int, seconds: float = 3.0) -> tuple[float, float]:
+    """(aggregate env-steps/s, CPU-seconds per second) of ``AntEnvs`` with ``k`` envs.
+
+    The second number is this process's CPU time over wall time: on a shared machine it
+    says how much CPU the run got (2.0 = both cores of 2), so rates can be compared.
+    """
     envs = AntEnvs(list(range(k)), config=AntConfig(threads=threads))
     envs.reset()
     rng = np.random.default_rng(0)
     envs.step(rng.uniform(-1, 1, (k, 8)))
-    steps, start = 0, time.perf_counter()
+    steps, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         envs.step(rng.uniform(-1, 1, (k, 8)))
         steps += 1
-    rate = steps * k / (time.perf_counter() - start)
+    wall = time.perf_counter() - start
     envs.close()
-    return rate
+    return steps * k / wall, (time.process_time() - cpu) / wall
 
 
 def mjx_steps_per_second(k: int, steps: int = 20) -> tuple[float, float]:
@@ -61,9 +65,13 @@ def main() -> None:
     args = parser.parse_args()
     for k in args.envs:
         for threads in (1,) if k == 1 else (1, 0):
-            rate = host_steps_per_second(k, threads, args.seconds)
+            rate, cpu = host_steps_per_second(k, threads, args.seconds)
             label = "no threads" if threads == 1 else "threads"
-            print(f"host K={k:4d} {label:10s} {rate:8.0f} env-steps/s", flush=True)
+            print(
+                f"host K={k:4d} {label:10s} {rate:8.0f} env-steps/s (CPU {cpu:.2f} cores, "
+                f"{rate / cpu:6.0f} per CPU-second)",
+                flush=True,
+            )
     for k in args.mjx or ():
         rate, compile_s = mjx_steps_per_second(k)
         print(f"mjx  K={k:4d} {rate:8.0f} env-steps/s (compile {compile_s:.0f} s)", flush=True)
