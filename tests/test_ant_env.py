@@ -18,7 +18,10 @@ from lopkit.mujoco_envs import (  # noqa: E402
     FrictionConfig,
     ScheduleState,
     advance,
+    advance_traced,
     friction_sequence,
+    friction_table,
+    max_changes,
     seed_sequence,
 )
 from lopkit.mujoco_envs._ant import _RESET_STREAM  # noqa: E402
@@ -81,6 +84,32 @@ def test_change_waits_for_the_first_episode_end_after_change_every():
     assert s == ScheduleState(1, 11)
     assert advance(cfg, s, 21, True) == s  # counted from the previous change
     assert advance(cfg, s, 22, True) == ScheduleState(2, 22)
+
+
+def test_traced_rule_and_table_match_the_host_rule():
+    """The compiled back-end's schedule (jnp, vmapped over seeds) == :func:`advance`."""
+    import jax
+
+    cfg = FrictionConfig(change_every=30)
+    rng = np.random.default_rng(0)
+    ended = rng.random((3, 400)) < 0.1  # [seed, step]
+    index, last = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    step_fn = jax.jit(lambda i, c, t, e: advance_traced(cfg, i, c, t, e))
+    host = [ScheduleState() for _ in range(3)]
+    for t in range(400):
+        index, last = map(np.asarray, step_fn(index, last, t, ended[:, t]))
+        host = [advance(cfg, h, t, bool(e)) for h, e in zip(host, ended[:, t], strict=True)]
+        assert index.tolist() == [h.index for h in host]
+        assert last.tolist() == [h.last_change for h in host]
+    assert index.min() >= 5  # it did change, several times
+    table = friction_table(cfg, 0, (0, 1, 2), 400)
+    assert table.shape == (3, max_changes(cfg, 400) + 1) and index.max() < table.shape[1]
+    np.testing.assert_array_equal(table[1], friction_sequence(cfg, 0, 1, table.shape[1]))
+    # the densest possible schedule (an episode end every step) needs exactly the table
+    dense = ScheduleState()
+    for t in range(400):
+        dense = advance(cfg, dense, t, True)
+    assert dense.index == max_changes(cfg, 400)
 
 
 def test_envs_change_friction_at_episode_ends_only():

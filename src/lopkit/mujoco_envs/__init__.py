@@ -11,8 +11,11 @@ from lopkit.mujoco_envs._friction import (
     FrictionConfig,
     ScheduleState,
     advance,
+    advance_traced,
     check_friction,
     friction_sequence,
+    friction_table,
+    max_changes,
     seed_sequence,
 )
 
@@ -25,9 +28,12 @@ __all__ = [
     "FrictionConfig",
     "ScheduleState",
     "advance",
+    "advance_traced",
     "ant_xml_path",
     "check_friction",
     "friction_sequence",
+    "friction_table",
+    "max_changes",
     "seed_sequence",
 ]
 

@@ -116,3 +116,39 @@ def advance(
     if step - state.last_change > config.change_every:
         return ScheduleState(state.index + 1, step)
     return state
+
+
+def max_changes(config: FrictionConfig, total_steps: int) -> int:
+    """The most changes :func:`advance` can make in ``total_steps`` env steps.
+
+    A change needs an episode end more than ``change_every`` steps after the previous one,
+    so changes come at steps > c, > 2c + 1, …: at most ``(total_steps - 1) // (c + 1)``.
+    """
+    if config.schedule == "constant" or total_steps <= 0:
+        return 0
+    return (total_steps - 1) // (config.change_every + 1)
+
+
+def friction_table(
+    config: FrictionConfig, base_seed: int, seeds: list[int] | tuple[int, ...], total_steps: int
+) -> np.ndarray:
+    """``[K, max_changes + 1]``: every value seed k can reach in ``total_steps`` steps.
+
+    For a compiled back-end (MJX): the table is data, indexed by the traced schedule index
+    of :func:`advance_traced`, so a change is a lookup, never a recompile.
+    """
+    n = max_changes(config, total_steps) + 1
+    return np.stack([friction_sequence(config, base_seed, s, n) for s in seeds])
+
+
+def advance_traced(config: FrictionConfig, index, last_change, step, episode_ended):
+    """:func:`advance` on (possibly traced, batched) arrays: ``(index, last_change)``.
+
+    Same rule, as ``jnp.where`` so it runs inside ``jit`` / ``vmap``; ``config`` is static.
+    """
+    import jax.numpy as jnp
+
+    if config.schedule == "constant":
+        return jnp.asarray(index), jnp.asarray(last_change)
+    due = jnp.asarray(episode_ended) & (step - last_change > config.change_every)
+    return jnp.where(due, index + 1, index), jnp.where(due, step, last_change)

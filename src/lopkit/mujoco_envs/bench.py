@@ -59,7 +59,7 @@ def mjx_steps_per_second(k: int, steps: int = 20) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--envs", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--envs", type=int, nargs="*", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--mjx", type=int, nargs="*", default=None, help="MJX at these K")
     args = parser.parse_args()
