@@ -242,7 +242,7 @@ def test_bad_settings_are_clear_errors():
 
 @pytest.mark.slow
 def test_mjx_ant_follows_the_host_ant_at_two_frictions():
-    """Same start and actions, frictions 0.05 and 1.0 vmapped in one compile (~30–100 s).
+    """Same start and actions, frictions 0.05 and 1.0 vmapped in one compile (170 s at load 9).
 
     Tolerance: before the first foot contact (steps 0–3) 1e-4 (float32 against float64).
     After it, MJX's pyramidal friction cone is spanned by other tangent directions than
@@ -270,15 +270,33 @@ def test_mjx_ant_follows_the_host_ant_at_two_frictions():
 
     def trajectory(friction):
         obs, state = env.init(jnp.asarray(qpos), jnp.asarray(qvel), friction)
+        # 20 steps before the limit, so the last step truncates and auto-resets
+        state = state._replace(episode_steps=jnp.int32(env.config.max_episode_steps - 20))
+        keys = jax.random.split(jax.random.key(3), len(actions))
 
-        def body(state, action):
-            obs, state, *_ = env.step(state, action, friction)
-            return state, obs
+        def body(state, xs):
+            key, action = xs
+            obs, state, _, terminated, truncated, final = env.step_autoreset(
+                key, state, action, friction
+            )
+            return state, (obs, final, terminated, truncated)
 
-        _, rest = jax.lax.scan(body, state, jnp.asarray(actions, jnp.float32))
-        return jnp.concatenate([obs[None], rest])
+        state, (rest, final, terminated, truncated) = jax.lax.scan(
+            body, state, (keys, jnp.asarray(actions, jnp.float32))
+        )
+        return jnp.concatenate([obs[None], final]), rest, terminated, truncated, state
 
-    mjx = np.asarray(jax.jit(jax.vmap(trajectory))(jnp.asarray(frictions, jnp.float32)))
+    fr = jnp.asarray(frictions, jnp.float32)
+    mjx, obs, terminated, truncated, state = jax.jit(jax.vmap(trajectory))(fr)
+    mjx = np.asarray(mjx)  # [friction, step, obs]: the observations the steps reached
+    # auto-reset: only the last step truncates; before it obs == the step's, after it a
+    # fresh episode (time 0, step 0) whose first observation is returned
+    assert not np.any(terminated) and np.all(truncated[:, -1]) and not np.any(truncated[:, :-1])
+    np.testing.assert_array_equal(np.asarray(obs)[:, :-1], mjx[:, 1:-1])
+    np.testing.assert_array_equal(state.episode_steps, 0)
+    np.testing.assert_array_equal(state.data.time, 0)
+    np.testing.assert_array_equal(obs[:, -1, 13:], state.data.qvel)
+    assert np.abs(np.asarray(obs)[:, -1] - mjx[:, -1]).max() > 0.1
     error = np.abs(mjx - host)
     assert error[:, :4].max() < 1e-4, error[:, :4].max()
     assert error[:, :, :13].max() < 0.15, error[:, :, :13].max(axis=(1, 2))

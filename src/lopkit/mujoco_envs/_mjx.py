@@ -39,7 +39,9 @@ class MjxAnt:
     ``init(qpos [15], qvel [14], friction []) -> (obs [27], state)`` starts an episode at a
     given state (reset noise is the caller's, so host and MJX can start alike);
     ``reset(key, friction)`` draws gymnasium's reset noise with ``key``;
-    ``step(state, action [8], friction []) -> (obs, state, reward, terminated, truncated)``.
+    ``step(state, action [8], friction []) -> (obs, state, reward, terminated, truncated)``;
+    ``step_autoreset(key, state, action, friction)``: the same with gymnax's auto-reset (an
+    ended episode's env is reset with ``key`` at ``friction``; also returns the final obs).
     """
 
     def __init__(self, config: AntConfig | None = None, mj_model: mujoco.MjModel | None = None):
@@ -87,3 +89,18 @@ class MjxAnt:
         steps = state.episode_steps + 1
         truncated = steps >= cfg.max_episode_steps
         return self._obs(data), MjxAntState(data, xy, steps), reward, ~healthy, truncated
+
+    def step_autoreset(self, key: jax.Array, state: MjxAntState, action: jax.Array, friction):
+        """:meth:`step`, then a reset with ``key`` where the episode ended.
+
+        Returns ``(obs, state, reward, terminated, truncated, final_obs)``: ``obs`` / ``state``
+        start the next episode where ``terminated | truncated``; ``final_obs`` is the
+        observation the step reached. A friction change passed with the next call applies
+        from the new episode's first step, as on the host.
+        """
+        final_obs, state, reward, terminated, truncated = self.step(state, action, friction)
+        done = terminated | truncated
+        reset_obs, reset_state = self.reset(key, friction)
+        pick = lambda new, old: jnp.where(done, new, old)  # noqa: E731
+        state = jax.tree.map(pick, reset_state, state)
+        return pick(reset_obs, final_obs), state, reward, terminated, truncated, final_obs
