@@ -1,0 +1,338 @@
+"""Slippery Ant on the host: K independent MuJoCo Ant envs stepped in lockstep.
+
+Gymnasium's Ant (``gymnasium/envs/mujoco/ant_v4.py``, ``ant_v5.py``) re-implemented on the
+``mujoco`` bindings so that K envs (one per seed) step in one call, in threads (``mj_step``
+releases the GIL), with a friction schedule per env (:mod:`._friction`) and a checkpoint of
+everything needed to continue exactly (DESIGN §7). Per env and env step:
+
+* ``data.ctrl = action`` (the raw action: MuJoCo clamps it to the ctrlrange [-1, 1]), then
+  ``frame_skip`` = 5 ``mj_step`` of 0.01 s (RK4), so ``dt`` = 0.05 s;
+* x-velocity = Δ(torso ``xpos``)/dt, read as gymnasium reads it (``xpos`` after ``mj_step``);
+* reward = x-velocity + healthy reward − ``ctrl_cost_weight`` ‖action‖² (raw action)
+  [− contact cost, v5]; v4's healthy reward is 1 on every step (also the terminal one),
+  v5's only while healthy;
+* terminated = not healthy (qpos, qvel finite and torso z in [0.2, 1]); truncated =
+  the episode reached ``max_episode_steps`` = 1000 (gymnasium's ``TimeLimit``);
+* observation = qpos[2:] (13), qvel (14): 27 numbers [v5: + clipped ``cfrc_ext[1:]``, 78];
+* auto-reset at an episode end: ``mj_resetData``, qpos0 + U(±0.1), qvel N(0, 0.1²) from the
+  env's own numpy stream (``(base_seed, seed)``), ``mj_forward``; a friction change due by
+  the schedule takes effect here, for the next episode.
+
+Gymnasium's Ant-v4 equals the official SlipperyAnt-v3 without its contact forces (zero
+under MuJoCo ≥ 2: ``cfrc_ext`` is only filled by ``mj_rnePostConstraint``). The friction is
+the sliding friction of every geom, ``model.geom_friction[:, 0]`` (the official code
+rewrites the default ``<geom>``'s friction, which floor and all 13 body geoms inherit).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import mujoco
+import numpy as np
+
+from lopkit._config import field, validate
+from lopkit._errors import ConfigError
+from lopkit.mujoco_envs._friction import (
+    FrictionConfig,
+    ScheduleState,
+    advance,
+    check_friction,
+    friction_sequence,
+    seed_sequence,
+)
+
+VERSIONS = ("v4", "v5")
+_RESET_STREAM = 0xA27  # the env's reset-noise stream of (base_seed, seed)
+STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics + warm start + controls + time
+
+
+def ant_xml_path() -> str:
+    """Gymnasium's ``ant.xml`` (the same model for v4 and v5)."""
+    import gymnasium
+
+    return os.path.join(os.path.dirname(gymnasium.__file__), "envs", "mujoco", "assets", "ant.xml")
+
+
+@dataclasses.dataclass(frozen=True)
+class AntConfig:
+    """Gymnasium's Ant (defaults of ``AntEnv.__init__`` in ``ant_v4.py`` / ``ant_v5.py``).
+
+    ``version`` v4 (default; = official SlipperyAnt-v3: 27-dim observations, no contact
+    cost) or v5 (healthy reward only while healthy, contact cost and contact forces in the
+    observation, 105-dim). ``threads``: worker threads stepping the K envs (0: one per CPU,
+    at most K; 1: no threads).
+    """
+
+    version: str = field("v4", "gymnasium Ant version: v4 or v5", choices=VERSIONS)
+    frame_skip: int = field(5, "mj_step calls per env step (dt = 0.05 s)", positive=True)
+    ctrl_cost_weight: float = field(0.5, "weight of ||action||^2 in the reward", nonnegative=True)
+    contact_cost_weight: float = field(5e-4, "weight of the contact cost (v5)", nonnegative=True)
+    healthy_reward: float = field(1.0, "reward per healthy step", nonnegative=True)
+    healthy_z_min: float = field(0.2, "lowest healthy torso height")
+    healthy_z_max: float = field(1.0, "highest healthy torso height")
+    reset_noise_scale: float = field(
+        0.1, "qpos U(±scale), qvel scale·N(0,1) at reset", nonnegative=True
+    )
+    max_episode_steps: int = field(1000, "episode length limit (truncation)", positive=True)
+    threads: int = field(0, "threads stepping the envs (0: one per CPU)", nonnegative=True)
+
+    def check(self) -> None:
+        if not self.healthy_z_min < self.healthy_z_max:
+            raise ConfigError("AntConfig.healthy_z_min must be < healthy_z_max")
+
+    def __post_init__(self) -> None:
+        if self.version not in VERSIONS:  # before validate, to name the versions
+            raise ConfigError(
+                f"unknown Ant version {self.version!r}; valid choices: {', '.join(VERSIONS)}"
+            )
+        validate(self)
+
+    @property
+    def obs_dim(self) -> int:
+        return 27 if self.version == "v4" else 27 + 78
+
+
+class AntEnvs:
+    """K independent Ant envs (env k is seed ``seeds[k]``), stepped in lockstep.
+
+    ``reset() -> obs [K, obs_dim]``; ``step(actions [K, 8]) -> (obs, reward [K],
+    terminated [K], truncated [K], info)`` with auto-reset: ``obs`` of an env whose episode
+    ended is the first observation of its next episode, ``info['final_obs']`` the last one
+    of the ended episode. ``state_dict()`` / ``load_state_dict()`` hold everything needed to
+    continue exactly (simulator state, frictions, schedule, RNG, counters).
+    """
+
+    def __init__(
+        self,
+        seeds: list[int] | tuple[int, ...],
+        base_seed: int = 0,
+        config: AntConfig | None = None,
+        friction: FrictionConfig | None = None,
+    ):
+        self.config = config or AntConfig()
+        self.friction_config = friction or FrictionConfig()
+        self.seeds = tuple(int(s) for s in seeds)
+        if not self.seeds:
+            raise ConfigError("AntEnvs needs at least one seed")
+        self.base_seed = int(base_seed)
+        base_model = mujoco.MjModel.from_xml_path(ant_xml_path())
+        self.models = [copy.deepcopy(base_model) for _ in self.seeds]
+        self.datas = [mujoco.MjData(m) for m in self.models]
+        self._qpos0 = self.datas[0].qpos.copy()  # gymnasium's init_qpos
+        self._qvel0 = self.datas[0].qvel.copy()
+        self._torso = base_model.body("torso").id
+        self._dt = base_model.opt.timestep * self.config.frame_skip
+        self.rngs = [
+            np.random.Generator(np.random.PCG64(seed_sequence(self.base_seed, s, _RESET_STREAM)))
+            for s in self.seeds
+        ]
+        k = len(self.seeds)
+        self.schedule = [ScheduleState() for _ in self.seeds]
+        self.friction = np.array([self._friction_value(i, 0) for i in range(k)])
+        self.total_steps = np.zeros(k, np.int64)  # env steps taken by each env
+        self.episode_steps = np.zeros(k, np.int64)
+        self.episode_return = np.zeros(k, np.float64)
+        self.episodes = np.zeros(k, np.int64)  # episodes ended
+        self.obs = np.zeros((k, self.config.obs_dim))
+        self._torso_xy = np.zeros((k, 2))
+        n = self.config.threads or min(k, os.cpu_count() or 1)
+        self._chunks = [c for c in np.array_split(np.arange(k), min(n, k)) if len(c)]
+        self._pool = ThreadPoolExecutor(len(self._chunks)) if len(self._chunks) > 1 else None
+        self._results: dict[str, np.ndarray] = {}
+        self._started = False
+
+    # -- friction -------------------------------------------------------------------------
+    def _friction_value(self, k: int, index: int) -> float:
+        return float(
+            friction_sequence(self.friction_config, self.base_seed, self.seeds[k], index + 1)[-1]
+        )
+
+    def set_friction(self, k: int, value: float) -> None:
+        """Set env k's sliding friction on every geom (takes effect at the next mj_step)."""
+        check_friction(value)
+        self.friction[k] = value
+        self.models[k].geom_friction[:, 0] = value
+
+    # -- stepping -------------------------------------------------------------------------
+    @property
+    def num_envs(self) -> int:
+        return len(self.seeds)
+
+    def _observe(self, k: int) -> np.ndarray:
+        d = self.datas[k]
+        parts = [d.qpos[2:], d.qvel]
+        if self.config.version == "v5":
+            parts.append(np.clip(d.cfrc_ext[1:], -1.0, 1.0).ravel())
+        return np.concatenate(parts)
+
+    def _reset_one(self, k: int) -> None:
+        m, d, rng, s = self.models[k], self.datas[k], self.rngs[k], self.config.reset_noise_scale
+        mujoco.mj_resetData(m, d)
+        d.qpos[:] = self._qpos0 + rng.uniform(-s, s, size=m.nq)
+        d.qvel[:] = self._qvel0 + s * rng.standard_normal(m.nv)
+        mujoco.mj_forward(m, d)
+        self.obs[k] = self._observe(k)
+        self._torso_xy[k] = d.xpos[self._torso, :2]
+        self.episode_steps[k] = 0
+        self.episode_return[k] = 0.0
+
+    def reset(self) -> np.ndarray:
+        """Start every env's first episode (friction = first value of its sequence)."""
+        for k in range(self.num_envs):
+            self.set_friction(k, self.friction[k])
+            self._reset_one(k)
+        self._started = True
+        return self.obs.copy()
+
+    def _step_chunk(self, envs: np.ndarray, actions: np.ndarray) -> None:
+        cfg, r = self.config, self._results
+        for k in envs:
+            m, d, a = self.models[k], self.datas[k], actions[k]
+            d.ctrl[:] = a
+            mujoco.mj_step(m, d, nstep=cfg.frame_skip)
+            if cfg.version == "v5":
+                mujoco.mj_rnePostConstraint(m, d)  # fills cfrc_ext, as gymnasium does
+            xy = d.xpos[self._torso, :2].copy()
+            x_velocity = (xy[0] - self._torso_xy[k, 0]) / self._dt
+            self._torso_xy[k] = xy
+            healthy = bool(
+                np.isfinite(d.qpos).all()
+                and np.isfinite(d.qvel).all()
+                and cfg.healthy_z_min <= d.qpos[2] <= cfg.healthy_z_max
+            )
+            alive = 1.0 if (healthy or cfg.version == "v4") else 0.0
+            reward = x_velocity + alive * cfg.healthy_reward - cfg.ctrl_cost_weight * float(a @ a)
+            obs = self._observe(k)
+            if cfg.version == "v5":
+                forces = np.clip(d.cfrc_ext, -1.0, 1.0)  # gymnasium clips all bodies here
+                reward -= cfg.contact_cost_weight * float(np.sum(forces * forces))
+            step = int(self.total_steps[k])
+            self.total_steps[k] += 1
+            self.episode_steps[k] += 1
+            self.episode_return[k] += reward
+            terminated = not healthy
+            truncated = self.episode_steps[k] >= cfg.max_episode_steps
+            r["reward"][k], r["terminated"][k], r["truncated"][k] = reward, terminated, truncated
+            r["final_obs"][k], r["x_velocity"][k] = obs, x_velocity
+            r["friction"][k] = self.friction[k]
+            self.obs[k] = obs
+            if terminated or truncated:
+                r["episode_return"][k] = self.episode_return[k]
+                r["episode_length"][k] = self.episode_steps[k]
+                self.episodes[k] += 1
+                new = advance(self.friction_config, self.schedule[k], step, True)
+                if new.index != self.schedule[k].index:
+                    self.set_friction(k, self._friction_value(k, new.index))
+                self.schedule[k] = new
+                self._reset_one(k)
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One env step of every env: ``actions [K, 8]`` (not clipped here: MuJoCo clamps).
+
+        Returns ``obs [K, obs_dim]``, ``reward [K]``, ``terminated [K]``, ``truncated [K]``
+        and ``info`` with ``final_obs [K, obs_dim]``, ``x_velocity [K]``, ``friction [K]``
+        (in effect during this step), ``episode_return [K]`` / ``episode_length [K]`` (of
+        the episodes that ended at this step, NaN / 0 elsewhere).
+        """
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        k, nu = self.num_envs, self.models[0].nu
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.shape != (k, nu):
+            raise ConfigError(f"actions must have shape [{k}, {nu}], got {list(actions.shape)}")
+        self._results = {
+            "reward": np.zeros(k),
+            "terminated": np.zeros(k, bool),
+            "truncated": np.zeros(k, bool),
+            "final_obs": np.zeros((k, self.config.obs_dim)),
+            "x_velocity": np.zeros(k),
+            "friction": np.zeros(k),
+            "episode_return": np.full(k, np.nan),
+            "episode_length": np.zeros(k, np.int64),
+        }
+        if self._pool is None:
+            self._step_chunk(np.arange(k), actions)
+        else:
+            for f in [self._pool.submit(self._step_chunk, c, actions) for c in self._chunks]:
+                f.result()
+        r = self._results
+        info = {n: r[n] for n in ("final_obs", "x_velocity", "friction", "episode_return")}
+        info["episode_length"] = r["episode_length"]
+        return self.obs.copy(), r["reward"], r["terminated"], r["truncated"], info
+
+    # -- checkpoint -----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue exactly, as named numpy arrays (``np.savez``-able).
+
+        ``physics [K, n]``: ``mj_getState`` with ``mjSTATE_INTEGRATION`` (time, qpos, qvel,
+        act, the constraint solver's warm start, ctrl, applied forces, ...); ``friction``,
+        schedule ``index`` / ``last_change``, ``rng [K, 6]`` (PCG64 state), the counters, the
+        current observation and the torso position the next x-velocity is measured from.
+        """
+        n = mujoco.mj_stateSize(self.models[0], STATE_SPEC)
+        physics = np.zeros((self.num_envs, n))
+        for k, (m, d) in enumerate(zip(self.models, self.datas, strict=True)):
+            mujoco.mj_getState(m, d, physics[k], STATE_SPEC)
+        return {
+            "physics": physics,
+            "friction": self.friction.copy(),
+            "schedule_index": np.array([s.index for s in self.schedule], np.int64),
+            "schedule_last_change": np.array([s.last_change for s in self.schedule], np.int64),
+            "rng": np.stack([_pcg64_to_array(g.bit_generator.state) for g in self.rngs]),
+            "total_steps": self.total_steps.copy(),
+            "episode_steps": self.episode_steps.copy(),
+            "episode_return": self.episode_return.copy(),
+            "episodes": self.episodes.copy(),
+            "obs": self.obs.copy(),
+            "torso_xy": self._torso_xy.copy(),
+            "seeds": np.array(self.seeds, np.int64),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (of envs with the same seeds and configs)."""
+        if tuple(np.asarray(state["seeds"]).tolist()) != self.seeds:
+            raise ConfigError(
+                f"checkpoint is for seeds {list(state['seeds'])}, these envs are {list(self.seeds)}"
+            )
+        for k, (m, d) in enumerate(zip(self.models, self.datas, strict=True)):
+            self.set_friction(k, float(state["friction"][k]))
+            mujoco.mj_setState(m, d, np.asarray(state["physics"][k], np.float64), STATE_SPEC)
+            mujoco.mj_forward(m, d)  # derived quantities; the next mj_step recomputes them
+            self.rngs[k].bit_generator.state = _pcg64_from_array(state["rng"][k])
+        self.schedule = [
+            ScheduleState(int(i), int(c))
+            for i, c in zip(state["schedule_index"], state["schedule_last_change"], strict=True)
+        ]
+        for name in ("total_steps", "episode_steps", "episode_return", "episodes", "obs"):
+            getattr(self, name)[:] = state[name]
+        self._torso_xy[:] = state["torso_xy"]
+        self._started = True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+_MASK64 = (1 << 64) - 1
+
+
+def _pcg64_to_array(state: dict) -> np.ndarray:
+    s, inc = state["state"]["state"], state["state"]["inc"]
+    words = [s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, state["has_uint32"], state["uinteger"]]
+    return np.array(words, dtype=np.uint64)
+
+
+def _pcg64_from_array(words: np.ndarray) -> dict:
+    w = [int(x) for x in np.asarray(words, dtype=np.uint64)]
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
