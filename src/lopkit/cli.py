@@ -79,10 +79,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{out}: already complete")
         return 0
     rate = summary["seed_steps_per_second"]
+    unit = summary.get("unit", "seed-step")
     print(
         f"{out}: {experiment.run.seeds} seeds × {experiment.run.steps:,} steps of "
         f"{args.benchmark} with {experiment.method} in {summary['seconds']:.1f} s "
-        f"({rate:,.0f} seed-steps/s); results: {out / 'metrics.parquet'}"
+        f"({rate:,.0f} {unit}s/s); results: {out / 'metrics.parquet'}"
     )
     return 0
 

@@ -11,14 +11,24 @@ For every hidden unit i of every hidden layer, after each update:
   replace ⌊r⌋ units with the lowest û and carry the fraction, r ← r − ⌊r⌋;
 * a replaced unit gets fresh incoming weights from the init distribution, bias 0 (and
   per-unit extras reset), outgoing weights 0, age 0, utility 0, and the optimizer moments
-  of all those weights 0 (found through the same pytree paths as the weights).
+  of all those weights 0 (found through the same pytree paths as the weights) — unless
+  ``reset_optimizer_moments`` is off.
 
 Conv layers: a channel is a unit (its kernel slice ``[kh, kw, c_in]``, its bias, and its
 slices of the next conv kernel or its rows of the first fc layer after a flatten; see
 :class:`lopkit.nets.UnitLayer`); its activity is averaged over batch × height × width.
 
-The official code also adds the replaced unit's mean contribution to the next layer's
-bias; the paper's algorithm does not, and neither do we.
+Two details of the official code, as options (off by default: the paper's Algorithm 1):
+
+* ``next_bias_correction``: the official code also keeps a running mean of every unit's
+  activation, m_i ← η m_i + (1 − η) mean h_i, and when it replaces unit i adds its mean
+  contribution to the next layer's bias, b_next ← b_next + w_out,i · m_i / (1 − η^age_i),
+  so that the next layer's input does not jump when the unit's outgoing weights go to 0
+  (dense → dense layers only);
+* ``reset_optimizer_moments``: Algorithm 1 zeroes the optimizer moments of the replaced
+  weights; the official PPO code (``lop/algos/gnt.py`` used with plain Adam) does not.
+  Both are set for the ``control`` benchmark (DESIGN §7: "Adam moments NOT reset,
+  next-layer bias corrected").
 
 References:
   Dohare et al. Loss of plasticity in deep continual learning. Nature 632 (2024),
@@ -35,9 +45,10 @@ import jax
 import jax.numpy as jnp
 
 from lopkit._config import field
+from lopkit._errors import ConfigError
 from lopkit.methods._base import Context, Parts, Remedy, UnitRule
 from lopkit.methods._resets import require_unit_layers, reset_units_where_any
-from lopkit.nets._units import UnitLayer, get, outgoing_rows
+from lopkit.nets._units import UnitLayer, get, outgoing_rows, replace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +67,12 @@ class CBPConfig:
         "contribution",
         "utility type",
         choices=("contribution", "adaptable_contribution"),
+    )
+    reset_optimizer_moments: bool = field(
+        True, "zero the optimizer moments of replaced weights (Algorithm 1; official PPO: no)"
+    )
+    next_bias_correction: bool = field(
+        False, "add a replaced unit's mean contribution to the next layer's bias (official code)"
     )
 
 
@@ -101,10 +118,33 @@ def select_replacements(
     return idx, active, pending
 
 
+def next_bias_path(layer: UnitLayer) -> tuple[str, ...]:
+    """The bias of the layer the unit layer feeds (``(next, "w")`` → ``(next, "b")``)."""
+    return (*layer.outgoing[:-1], "b")
+
+
+def corrected_next_bias(
+    params: Any, layer: UnitLayer, idx: jax.Array, active: jax.Array, mean: jax.Array
+) -> Any:
+    """b_next + Σ_j active_j · w_out[idx_j] · mean[idx_j] (the official code's correction)."""
+    w_out = get(params, layer.outgoing)  # [units, out]
+    delta = jnp.sum(jnp.where(active[:, None], w_out[idx] * mean[idx][:, None], 0.0), axis=0)
+    path = next_bias_path(layer)
+    return replace(params, path, get(params, path) + delta)
+
+
 def _build(config: CBPConfig, ctx: Context) -> Parts:
     layers = require_unit_layers(ctx, "cbp")
     ks = [max_replacements(config.replacement_rate, layer.units) for layer in layers]
     adaptable = config.utility == "adaptable_contribution"
+    eta = config.decay_rate
+    if config.next_bias_correction:
+        for layer in layers:
+            if layer.out_group != 1 or layer.out_axis != 0:
+                raise ConfigError(
+                    "cbp.next_bias_correction needs dense layers feeding dense layers; layer "
+                    f"{layer.name!r} feeds a conv kernel, a flatten or CReLU features"
+                )
 
     def init(params):
         return [
@@ -113,6 +153,11 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
                 "utility": jnp.zeros((layer.units,), jnp.float32),
                 "pending": jnp.zeros((), jnp.float32),
                 "replaced": jnp.zeros((), jnp.int32),
+                **(
+                    {"mean_activation": jnp.zeros((layer.units,), jnp.float32)}
+                    if config.next_bias_correction
+                    else {}
+                ),
             }
             for layer in layers
         ]
@@ -122,18 +167,34 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
         for i, (layer, st, k) in enumerate(zip(layers, state, ks, strict=True)):
             y = contribution(params, layer, trace.hidden[i], adaptable)
             age = st["age"] + 1
-            utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
+            utility = eta * st["utility"] + (1.0 - eta) * y
             idx, active, pending = select_replacements(utility, age, st["pending"], config, k)
+            extra = {}
+            if config.next_bias_correction:
+                h = trace.hidden[i].reshape(-1, layer.units).mean(0)
+                mean = eta * st["mean_activation"] + (1.0 - eta) * h
+                corrected = mean / (1.0 - eta ** age.astype(jnp.float32))
+                params = corrected_next_bias(params, layer, idx, active, corrected)
             params, opt_state = reset_units_where_any(
-                params, opt_state, layer, idx, active, jax.random.fold_in(key, i), k
+                params,
+                opt_state,
+                layer,
+                idx,
+                active,
+                jax.random.fold_in(key, i),
+                k,
+                reset_moments=config.reset_optimizer_moments,
             )
             keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
+            if config.next_bias_correction:
+                extra["mean_activation"] = jnp.where(keep, mean, 0.0)
             new_state.append(
                 {
                     "age": jnp.where(keep, age, 0),
                     "utility": jnp.where(keep, utility, 0.0),
                     "pending": pending,
                     "replaced": st["replaced"] + active.sum(),
+                    **extra,
                 }
             )
         return new_state, params, opt_state
