@@ -223,3 +223,17 @@ def test_ppo_learns_cartpole():
     assert returns[:, 0].mean() < 100  # it starts from a random policy
     assert (returns.max(axis=1) >= 400).all(), returns
     assert returns[:, -1].mean() >= 400, returns
+
+
+def test_the_quick_preset_is_valid_for_the_paper_methods():
+    from lopkit.experiments import load_preset, preset_settings
+    from lopkit.methods import parse_method
+
+    preset = load_preset("control", "quick")
+    for method in ("backprop", "adam_equal_betas+l2", "cbp+l2"):
+        e = make_experiment("control", method, preset_settings(preset, parse_method(method)))
+        assert e.run.seeds >= 10 and e.config.change == "permutation"
+        assert e.run.steps // e.config.change_every >= 20  # several changes
+    cbp = make_experiment("control", "cbp+l2", preset_settings(preset, ["cbp", "l2"]))
+    assert cbp.remedy_configs[0].maturity_threshold == 1000
+    assert not cbp.remedy_configs[0].reset_optimizer_moments  # the official PPO detail
