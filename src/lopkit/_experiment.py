@@ -166,6 +166,7 @@ class Experiment:
             tuple(problem.boundary_events),
         )
         _probes.check(self.run.metrics, learner, problem.stream)
+        _check_stream_run(problem.stream, self.run)
         program = Program(
             stream=problem.stream,
             learner=learner,
@@ -199,6 +200,19 @@ class Experiment:
     @property
     def seed_ids(self) -> np.ndarray:
         return np.arange(self.run.first_seed, self.run.first_seed + self.run.seeds, dtype=np.int32)
+
+
+def _check_stream_run(stream: Any, run: RunConfig) -> None:
+    """A stream whose block has a fixed length (a rollout) or a bounded probe batch."""
+    need = getattr(stream, "block_steps", None)
+    if need and run.block_size != need:
+        raise ConfigError(
+            f"this benchmark's block is one rollout of {need} steps; block_size must be "
+            f"{need} (got {run.block_size}), and bin_size and steps multiples of it"
+        )
+    most = getattr(stream, "max_probe_size", None)
+    if most and run.probe_size > most:
+        raise ConfigError(f"probe_size ({run.probe_size}) must be at most {most} here")
 
 
 def split_settings(

@@ -4,9 +4,9 @@ Slowly-changing regression at the paper's settings (20→5→1, batch 1), backpr
 continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
 compilation excluded (one chunk runs first), then the cost of recording the default
 probes every 10,000 steps, each remedy's speed relative to backprop (on slowly-changing
-regression and on the permuted quick preset), the permuted-inputs
-MLP against the machine's measured bandwidth and matmul rate, and the binary-task ConvNet
-vmapped vs mapped sequentially over seeds.
+regression and on the permuted quick preset), the permuted-inputs MLP against the
+machine's measured bandwidth and matmul rate, the binary-task ConvNet vmapped vs mapped
+sequentially over seeds, and PPO's aggregate env-steps/s (``bench_rl``).
 """
 
 from __future__ import annotations
@@ -93,6 +93,10 @@ def main(quick: bool = False) -> int:
 
     print()
     bench_conv.main(seeds=4, repeats=1)
+    from lopkit import bench_rl
+
+    print()
+    bench_rl.main(repeats=repeats)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak:,.0f} MiB")
     return 0

@@ -193,10 +193,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     rate = summary["seed_steps_per_second"]
+    unit = summary.get("unit", "seed-step")
     print(
         f"{out}: {r.seeds} seeds × {r.steps:,} steps of "
         f"{args.benchmark} with {experiment.method} in {summary['seconds']:.1f} s "
-        f"({rate:,.0f} seed-steps/s); results: {out / 'metrics.parquet'}"
+        f"({rate:,.0f} {unit}s/s); results: {out / 'metrics.parquet'}"
     )
     diverged_at = summary["state"]["diverged_at"]
     line = _diverged_summary(diverged_at, r.seeds, r.bin_size)

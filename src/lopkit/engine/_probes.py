@@ -102,7 +102,7 @@ def _loss(p: ProbeInputs) -> Callable[[Any, Any], Any]:
 
 def _weights(p: ProbeInputs) -> Rows:
     per = metrics.weight_magnitude_per_layer(p.params)  # keys "layer/w"
-    rows = [("weight_magnitude", k.split("/")[0], v) for k, v in per.items()]
+    rows = [("weight_magnitude", k.rsplit("/", 1)[0], v) for k, v in per.items()]
     return rows + [("weight_magnitude", "", metrics.weight_magnitude(p.params))]
 
 
@@ -158,6 +158,18 @@ def _needs_test_set(stream: Any) -> str | None:
     if not hasattr(stream, "evaluate"):
         return "metric test_accuracy needs a benchmark with a held-out test set"
     return None
+
+
+def _needs_targets(name: str):
+    def check(stream: Any) -> str | None:
+        if not getattr(stream, "probe_targets", True):
+            return (
+                f"metric {name} needs probe inputs with targets (a supervised benchmark); "
+                "this benchmark's probe batch is observations only"
+            )
+        return None
+
+    return check
 
 
 def _needs_adam(learner: Any) -> str | None:
@@ -216,13 +228,16 @@ _add("param_norm", (), "‖θ‖₂ (Lyle 2024)", lambda p: [("param_norm", "", 
 _add("distance_from_init", ("distance",), "‖θ − θ₀‖₂ (Kumar 2024)",
      lambda p: [("distance_from_init", "", metrics.distance_from_init(p.params, p.params0))],
      needs_params0=True)
-_add("grad_norm", (), "‖∇θ L‖₂ on the probe batch (Plasticine)", _grad_norm)
+_add("grad_norm", (), "‖∇θ L‖₂ on the probe batch (Plasticine)", _grad_norm,
+     stream_check=_needs_targets("grad_norm"))
 _add("ntk", (), f"empirical NTK on {NTK_SIZE} probe inputs: rank, condition, off-diagonal ratio (Lyle 2024)",
-     _ntk)
-_add("sharpness", (), "top Hessian eigenvalue of the probe loss, power iteration (Lyle 2024)", _sharpness)
+     _ntk, stream_check=_needs_targets("ntk"))
+_add("sharpness", (), "top Hessian eigenvalue of the probe loss, power iteration (Lyle 2024)", _sharpness,
+     stream_check=_needs_targets("sharpness"))
 _add("adam_state", ("adam",), "‖m‖₂ and ‖v‖₂ of Adam's moments (Lyle 2023)", _adam, check=_needs_adam)
 _add("plasticity_probe", ("plasticity",),
-     f"1 − loss_after/loss_before after {PLASTICITY_STEPS} steps on a fresh task (Lyle 2022)", _plasticity)
+     f"1 − loss_after/loss_before after {PLASTICITY_STEPS} steps on a fresh task (Lyle 2022)", _plasticity,
+     stream_check=_needs_targets("plasticity_probe"))
 _add("test_accuracy", ("test",), "accuracy on the current task's held-out test examples",
      _test_accuracy, stream_check=_needs_test_set)
 # fmt: on

@@ -7,6 +7,14 @@ All randomness of a block is derived from the seed's keys and the block's global
 so what a seed computes depends on neither the number of seeds run beside it nor the
 chunking of the run (DESIGN §1: seeds are independent runs).
 
+A block of ``n`` stream steps yields ``u`` learner updates: ``u = n`` for a supervised
+stream, and for a stream whose data depend on the learner (``stream.reads_learner``: a
+control task, whose block is one rollout of ``n`` env steps played by the current policy)
+``u = stream.updates_per_block`` (epochs × minibatches). Steps — bins, ``metrics_every``,
+divergence — count stream steps; the learner's own step index counts updates. A stream
+may also report per-bin quantities of its own (``stream.records``: e.g. the return of the
+episodes that ended in the bin), recorded beside the learner's error.
+
 Seed state (one seed; the engine vmaps it)::
 
     {"learner": Learner state, "stream": stream state,
@@ -85,28 +93,46 @@ class Program:
             "diverged_at": jnp.full((), -1, jnp.int32),
         }
 
+    @property
+    def updates_per_block(self) -> int:
+        """Learner updates per block: the stream's ``updates_per_block``, else one per step."""
+        return getattr(self.stream, "updates_per_block", None) or self.block_size
+
+    @property
+    def record_names(self) -> tuple[str, ...]:
+        """The stream's own per-bin quantities (``stream.records``), recorded every bin."""
+        return tuple(getattr(self.stream, "records", ()))
+
+    def _stream_block(self, state: dict[str, Any], key: jax.Array, start: jax.Array):
+        if getattr(self.stream, "reads_learner", False):
+            params = state["learner"]["params"]
+            predict = functools.partial(self.learner.net.apply, params)
+            return self.stream.block(state["stream"], key, start, self.block_size, predict)
+        return self.stream.block(state["stream"], key, start, self.block_size)
+
     def _block(self, state: dict[str, Any], block_index: jax.Array):
-        """Run one block of steps; returns (state, summed error over the block)."""
-        n = self.block_size
+        """Run one block; returns (state, summed error over its updates, records or None)."""
+        n, u = self.block_size, self.updates_per_block
         start = block_index * n
         key = jax.random.fold_in(state["keys"]["stream"], block_index)
-        stream_state, block = self.stream.block(state["stream"], key, start, n)
-        step_keys = jax.random.split(jax.random.fold_in(state["keys"]["learner"], block_index), n)
+        stream_state, block = self._stream_block(state, key, start)
+        step_keys = jax.random.split(jax.random.fold_in(state["keys"]["learner"], block_index), u)
         task = block.task.astype(jnp.int32)
         prev = jnp.concatenate([state["prev_task"][None], task[:-1]])
         boundary = task != prev
-        steps = start + jnp.arange(n, dtype=jnp.int32)
+        updates = block_index * u + jnp.arange(u, dtype=jnp.int32)  # the learner's step index
+        steps = start + (jnp.arange(u, dtype=jnp.int32) * n) // u  # the stream step of each
 
         def body(carry, inputs):
             learner_state, protocol_state, diverged_at, total = carry
-            x, y, is_boundary, k, t = inputs
+            x, y, is_boundary, k, t, step = inputs
             learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
             if self.protocol is not None:
                 protocol_state, learner_state = self.protocol.after_step(
                     protocol_state, learner_state, self.stream, state["stream"], t
                 )
             bad = ~jnp.isfinite(loss) & (diverged_at < 0)
-            diverged_at = jnp.where(bad, t, diverged_at)
+            diverged_at = jnp.where(bad, step, diverged_at)
             return (learner_state, protocol_state, diverged_at, total + error), None
 
         carry = (
@@ -116,7 +142,7 @@ class Program:
             jnp.zeros((), jnp.float32),
         )
         (learner_state, protocol_state, diverged_at, total), _ = jax.lax.scan(
-            body, carry, (block.x, block.y, boundary, step_keys, steps)
+            body, carry, (block.x, block.y, boundary, step_keys, updates, steps)
         )
         new_state = {
             **state,
@@ -127,7 +153,7 @@ class Program:
         }
         if self.protocol is not None:
             new_state["protocol"] = protocol_state
-        return new_state, total
+        return new_state, (total, block.records)
 
     @functools.cached_property
     def labels(self) -> list[tuple[str, str]]:
@@ -171,8 +197,10 @@ class Program:
     def run_bins(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """Run bins first_bin … first_bin+n_bins−1 for one seed.
 
-        Returns (state, errors ``[n_bins]`` mean error per bin, probes ``[n_bins, R]``: the
-        probe values at the end of each bin, NaN where none were taken).
+        Returns (state, errors ``[n_bins]`` mean error per update in each bin, values
+        ``[n_bins, len(record_names) + R]``: the stream's records of each bin (NaN where
+        a record counted nothing), then the probe values at the end of each bin, NaN where
+        none were taken).
         """
         blocks_per_bin = self.bin_size // self.block_size
         n_labels = len(self.labels) if self.probes else 0
@@ -181,8 +209,13 @@ class Program:
             def block_body(state, j):
                 return self._block(state, b * blocks_per_bin + j)
 
-            state, totals = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
-            error = totals.sum() / self.bin_size
+            state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
+            error = totals.sum() / (blocks_per_bin * self.updates_per_block)
+            if records is not None:
+                sums, counts = records[0].sum(0), records[1].sum(0)
+                recorded = jnp.where(counts > 0, sums / jnp.where(counts > 0, counts, 1), jnp.nan)
+            else:
+                recorded = jnp.zeros((0,), jnp.float32)
             if n_labels:
                 end = (b + 1) * self.bin_size
                 take = (self.metrics_every > 0) & (end % max(self.metrics_every, 1) == 0)
@@ -194,7 +227,7 @@ class Program:
                 )
             else:
                 values = jnp.zeros((0,), jnp.float32)
-            return state, (error, values)
+            return state, (error, jnp.concatenate([recorded.astype(jnp.float32), values]))
 
         bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
         state, (errors, values) = jax.lax.scan(bin_body, state, bins)
@@ -218,7 +251,9 @@ class Program:
         return self._init(self.constants, seeds)
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
-        """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], probes [K, n_bins, R]).
+        """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], values [K, n_bins, R']):
+        values as :meth:`run_bins` (records, then probes; just the probes for a stream
+        without records).
 
         ``state`` is donated (its buffers are reused for the result)."""
         return self._chunk(self.constants, state, first_bin, n_bins)

@@ -49,12 +49,17 @@ def chunk_rows(
     diverged_at: np.ndarray,
     error_name: str,
 ) -> pd.DataFrame:
-    """Tidy rows of one chunk. errors ``[K, B]``, probes ``[K, B, R]``, diverged_at ``[K]``.
+    """Tidy rows of one chunk. errors ``[K, B]``, probes ``[K, B, R']`` (the stream's
+    records, then the probes: :meth:`Program.run_bins`), diverged_at ``[K]``.
 
-    A seed's values at and after the bin where its loss became non-finite are NaN (masked),
-    and a ``diverged`` row (value 1) records the step at which that happened.
+    Records get a row in every bin (NaN where the bin counted nothing, e.g. no episode
+    ended); probes in the bins where they were taken. A seed's values at and after the bin
+    where its loss became non-finite are NaN (masked), and a ``diverged`` row (value 1)
+    records the step at which that happened.
     """
     k, n_bins = errors.shape
+    n_records = len(program.record_names)
+    records, probes = probes[..., :n_records], probes[..., n_records:]
     ends = (first_bin + 1 + np.arange(n_bins, dtype=np.int64)) * program.bin_size
     starts = ends - program.bin_size
     masked = (diverged_at[:, None] >= 0) & (ends[None, :] > diverged_at[:, None])
@@ -70,6 +75,19 @@ def chunk_rows(
             }
         )
     ]
+    for r, metric in enumerate(program.record_names):
+        values = np.where(masked, np.nan, records[:, :, r]).astype(np.float64)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(seeds, n_bins),
+                    "step": np.tile(ends, k),
+                    "metric": metric,
+                    "layer": "",
+                    "value": values.reshape(-1),
+                }
+            )
+        )
     taken = ~np.all(np.isnan(probes), axis=(0, 2)) if probes.size else np.zeros(n_bins, bool)
     for b in np.flatnonzero(taken):
         for r, (metric, layer) in enumerate(program.labels):
@@ -184,7 +202,7 @@ def execute(
     bar = tqdm(
         total=total_steps * k,
         initial=next_bin * program.bin_size * k,
-        unit="seed-step",
+        unit=getattr(program.stream, "step_unit", "seed-step"),
         unit_scale=True,
         disable=not progress,
         desc=Path(run_dir).name,
@@ -240,5 +258,6 @@ def execute(
         "next_step": next_bin * program.bin_size,
         "chunks": sizes,
         "seed_steps_per_second": run_bins * program.bin_size * k / max(elapsed, 1e-9),
+        "unit": getattr(program.stream, "step_unit", "seed-step"),
         "state": state,
     }

@@ -11,14 +11,24 @@ For every hidden unit i of every hidden layer, after each update:
   replace ⌊r⌋ units with the lowest û and carry the fraction, r ← r − ⌊r⌋;
 * a replaced unit gets fresh incoming weights from the init distribution, bias 0 (and
   per-unit extras reset), outgoing weights 0, age 0, utility 0, and the optimizer moments
-  of all those weights 0 (found through the same pytree paths as the weights).
+  of all those weights 0 (found through the same pytree paths as the weights) — unless
+  ``reset_optimizer_moments`` is off.
 
 Conv layers: a channel is a unit (its kernel slice ``[kh, kw, c_in]``, its bias, and its
 slices of the next conv kernel or its rows of the first fc layer after a flatten; see
 :class:`lopkit.nets.UnitLayer`); its activity is averaged over batch × height × width.
 
-The official code also adds the replaced unit's mean contribution to the next layer's
-bias; the paper's algorithm does not, and neither do we.
+Two details of the official code, as options (off by default: the paper's Algorithm 1):
+
+* ``next_bias_correction``: the official code also keeps a running mean of every unit's
+  activation, m_i ← η m_i + (1 − η) mean h_i, and when it replaces unit i adds its mean
+  contribution to the next layer's bias, b_next ← b_next + w_out,i · m_i / (1 − η^age_i),
+  so that the next layer's input does not jump when the unit's outgoing weights go to 0
+  (dense → dense layers only);
+* ``reset_optimizer_moments``: Algorithm 1 zeroes the optimizer moments of the replaced
+  weights; the official PPO code (``lop/algos/gnt.py`` used with plain Adam) does not.
+  Both are set for the ``control`` benchmark (DESIGN §7: "Adam moments NOT reset,
+  next-layer bias corrected").
 
 References:
   Dohare et al. Loss of plasticity in deep continual learning. Nature 632 (2024),
@@ -35,6 +45,7 @@ import jax
 import jax.numpy as jnp
 
 from lopkit._config import field
+from lopkit._errors import ConfigError
 from lopkit._seeds import any_seed
 from lopkit.methods._base import Context, Parts, Remedy, UnitRule
 from lopkit.methods._resets import (
@@ -42,7 +53,7 @@ from lopkit.methods._resets import (
     require_unit_layers,
     reset_units_everywhere,
 )
-from lopkit.nets._units import UnitLayer, get, outgoing_rows
+from lopkit.nets._units import UnitLayer, get, outgoing_rows, replace
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +72,12 @@ class CBPConfig:
         "contribution",
         "utility type",
         choices=("contribution", "adaptable_contribution"),
+    )
+    reset_optimizer_moments: bool = field(
+        True, "zero the optimizer moments of replaced weights (Algorithm 1; official PPO: no)"
+    )
+    next_bias_correction: bool = field(
+        False, "add a replaced unit's mean contribution to the next layer's bias (official code)"
     )
 
 
@@ -131,10 +148,33 @@ def select_replacements(
     return idx, active, pending
 
 
+def next_bias_path(layer: UnitLayer) -> tuple[str, ...]:
+    """The bias of the layer the unit layer feeds (``(next, "w")`` → ``(next, "b")``)."""
+    return (*layer.outgoing[:-1], "b")
+
+
+def corrected_next_bias(
+    params: Any, layer: UnitLayer, idx: jax.Array, active: jax.Array, mean: jax.Array
+) -> Any:
+    """b_next + Σ_j active_j · w_out[idx_j] · mean[idx_j] (the official code's correction)."""
+    w_out = get(params, layer.outgoing)  # [units, out]
+    delta = jnp.sum(jnp.where(active[:, None], w_out[idx] * mean[idx][:, None], 0.0), axis=0)
+    path = next_bias_path(layer)
+    return replace(params, path, get(params, path) + delta)
+
+
 def _build(config: CBPConfig, ctx: Context) -> Parts:
     layers = require_unit_layers(ctx, "cbp")
     ks = [max_replacements(config.replacement_rate, layer.units) for layer in layers]
     adaptable = config.utility == "adaptable_contribution"
+    eta = config.decay_rate
+    if config.next_bias_correction:
+        for layer in layers:
+            if layer.out_group != 1 or layer.out_axis != 0:
+                raise ConfigError(
+                    "cbp.next_bias_correction needs dense layers feeding dense layers; layer "
+                    f"{layer.name!r} feeds a conv kernel, a flatten or CReLU features"
+                )
 
     def init(params):
         return [
@@ -143,6 +183,11 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
                 "utility": jnp.zeros((layer.units,), jnp.float32),
                 "pending": jnp.zeros((), jnp.float32),
                 "replaced": jnp.zeros((), jnp.int32),
+                **(
+                    {"mean_activation": jnp.zeros((layer.units,), jnp.float32)}
+                    if config.next_bias_correction
+                    else {}
+                ),
             }
             for layer in layers
         ]
@@ -150,24 +195,38 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
     def layer_step(st, params, opt_state, layer, h, key, i, k):
         y = contribution(params, layer, h, adaptable)
         age = st["age"] + 1
-        utility = config.decay_rate * st["utility"] + (1.0 - config.decay_rate) * y
+        utility = eta * st["utility"] + (1.0 - eta) * y
         eligible = age > config.maturity_threshold
         count, pending = replacement_count(eligible, st["pending"], config.replacement_rate)
+        extra = {}
+        if config.next_bias_correction:
+            mean = eta * st["mean_activation"] + (1.0 - eta) * h.reshape(-1, layer.units).mean(0)
+            extra["mean_activation"] = mean
 
+        # ⌊r⌋ is 0 on most steps (ρ·#eligible = 0.01 per step for 100 units at ρ 1e-4), so
+        # the choice of units (a sort for k > 1), the fresh draw and the reset run only on
+        # steps where some seed replaces one; on the others nothing is replaced, exactly as
+        # the rule says.
         def replace(carry):
-            p, o, age, utility, replaced = carry
-            idx, active = lowest_utilities(utility, age, eligible, count, config.decay_rate, k)
+            p, o, age, utility, replaced, extra = carry
+            idx, active = lowest_utilities(utility, age, eligible, count, eta, k)
+            if config.next_bias_correction:
+                corrected = extra["mean_activation"] / (1.0 - eta ** age.astype(jnp.float32))
+                p = corrected_next_bias(p, layer, idx, active, corrected)
             fresh = fresh_incoming(jax.random.fold_in(key, i), p, layer, k)
-            p, o = reset_units_everywhere(p, o, layer, idx, active, fresh)
+            p, o = reset_units_everywhere(
+                p, o, layer, idx, active, fresh, reset_moments=config.reset_optimizer_moments
+            )
             keep = jnp.ones_like(age, dtype=bool).at[idx].set(~active)
             age, utility = jnp.where(keep, age, 0), jnp.where(keep, utility, 0.0)
-            return p, o, age, utility, replaced + active.sum()
+            extra = {name: jnp.where(keep, v, 0.0) for name, v in extra.items()}
+            return p, o, age, utility, replaced + active.sum(), extra
 
-        carry = (params, opt_state, age, utility, st["replaced"])
-        params, opt_state, age, utility, replaced = jax.lax.cond(
+        carry = (params, opt_state, age, utility, st["replaced"], extra)
+        params, opt_state, age, utility, replaced, extra = jax.lax.cond(
             any_seed(count >= 1), replace, lambda c: c, carry
         )
-        new = {"age": age, "utility": utility, "pending": pending, "replaced": replaced}
+        new = {"age": age, "utility": utility, "pending": pending, "replaced": replaced, **extra}
         return new, params, opt_state
 
     def apply(state, params, opt_state, trace, key, step):

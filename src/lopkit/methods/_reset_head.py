@@ -38,7 +38,10 @@ def _build(config: ResetHeadConfig, ctx: Context) -> Parts:
     net = ctx.net
     name = getattr(net, "output_layer", None)
     if name is None or name not in getattr(net, "names", ()):
-        raise ConfigError("reset_head needs a network that names its output layer")
+        raise ConfigError(
+            "reset_head needs a network with one named output layer (an RL agent has two, "
+            "its policy and value heads: reset_head is not defined for agents)"
+        )
     index = list(net.names).index(name)
 
     def apply(params, opt_state, key):

@@ -58,20 +58,23 @@ def reset_units_everywhere(
     idx: jax.Array,
     active: jax.Array,
     fresh: jax.Array,
+    reset_moments: bool = True,
 ) -> tuple[Params, Any]:
     """Reset units ``idx[j]`` (where ``active[j]``) in the params and the optimizer state.
 
     Params: incoming ← ``fresh[..., j]``, bias 0, extras to their reset values, outgoing 0.
-    Optimizer state: the moments of all those entries 0; anchors get the new values.
+    Optimizer state: the moments of all those entries 0 (kept when ``reset_moments`` is
+    False, as the official PPO code's CBP does); anchors get the new values.
     """
 
     def renew(tree: Params) -> Params:
         return reset_units(tree, layer, idx, active, fresh)
 
+    def moments(tree: Params) -> Params:
+        return zero_units(tree, layer, idx, active) if reset_moments else tree
+
     params = renew(params)
-    opt_state = map_param_trees(
-        lambda tree: zero_units(tree, layer, idx, active), opt_state, params, anchor_fn=renew
-    )
+    opt_state = map_param_trees(moments, opt_state, params, anchor_fn=renew)
     return params, opt_state
 
 
@@ -83,6 +86,7 @@ def reset_units_where_any(
     active: jax.Array,
     key: jax.Array,
     k: int | None = None,
+    reset_moments: bool = True,
 ) -> tuple[Params, Any]:
     """:func:`reset_units_everywhere` with fresh weights drawn from ``key``, run only on
     steps where some seed resets a unit (``any_seed``); for the other seeds, and on other
@@ -92,7 +96,7 @@ def reset_units_where_any(
     def reset(carry):
         p, o = carry
         fresh = fresh_incoming(key, p, layer, k)
-        return reset_units_everywhere(p, o, layer, idx, active, fresh)
+        return reset_units_everywhere(p, o, layer, idx, active, fresh, reset_moments)
 
     return jax.lax.cond(any_seed(active.any()), reset, lambda c: c, (params, opt_state))
 

@@ -7,7 +7,8 @@ Parameters are a plain dict pytree::
      "output":   {"w": [features_{L-1}, out], "b": [out]}}
 
 Hidden weights are Kaiming-uniform with the activation's gain, the output layer with gain
-1, and all biases zero — the initialization of Dohare et al. (2024).
+1, and all biases zero — the initialization of Dohare et al. (2024). ``init="lecun"`` draws
+every layer from U(−√(3/fan_in), √(3/fan_in)) (LeCun-uniform, the official PPO networks).
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ class MLPConfig:
     dropout: float = field(
         0.0, "inverted dropout rate on hidden features in training", open_unit=True
     )
+    init: str = field(
+        "kaiming",
+        "kaiming: U(±gain·√(3/fan_in)) with the activation's gain; lecun: U(±√(3/fan_in))",
+        choices=("kaiming", "lecun"),
+    )
 
     def check(self) -> None:
         from lopkit._errors import ConfigError
@@ -68,6 +74,8 @@ class MLP:
         mult = 2 if config.crelu else 1
         self.fan_ins = [config.sizes[0]] + [mult * n for n in self.hidden_sizes]
         gain_name = "relu" if config.crelu else config.activation
+        if config.init == "lecun":
+            gain_name = "linear"
         self.bounds = [kaiming_uniform_bound(f, gain_name) for f in self.fan_ins[:-1]]
         self.bounds.append(kaiming_uniform_bound(self.fan_ins[-1], "linear"))
         self.unit_layers = tuple(

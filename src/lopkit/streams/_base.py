@@ -20,6 +20,15 @@ engine passes ``constants`` to its compiled functions as an argument (never embe
 program, never copied per seed) and calls the methods of the bound stream inside them.
 
 ``start`` is a traced int scalar (the same for all seeds); ``n`` and ``size`` are static.
+
+**Data that depend on the learner.** A stream with ``reads_learner = True`` (a control
+task: its data are what the current policy experiences) is called as
+``block(state, key, start, n, predict)`` with ``predict(x) -> (out, trace)`` the learner's
+network at its current parameters. Such a stream also declares ``updates_per_block`` (the
+learner updates one block yields), ``block_steps`` (the block length ``n`` it requires),
+``records`` (names of its per-bin quantities, see :class:`Block`), and may set
+``probe_targets = False`` (its probe batch has no targets: probes that need a loss are
+refused), ``max_probe_size`` and ``step_unit`` (what the progress bar counts).
 """
 
 from __future__ import annotations
@@ -32,13 +41,20 @@ import jax
 class Block(NamedTuple):
     """The data for ``n`` consecutive steps.
 
-    x: ``[n, batch, *input_shape]`` inputs; y: ``[n, batch, *target_shape]`` targets;
-    task: int ``[n]`` the task each step belongs to (a change of task is a task boundary).
+    x: ``[u, batch, *input_shape]`` inputs; y: ``[u, batch, *target_shape]`` targets (or
+    a pytree of such arrays); task: int ``[u]`` the task each update belongs to (a change
+    of task is a task boundary). ``u`` is the number of learner updates the block yields:
+    ``n`` for a supervised stream (one update per step), ``stream.updates_per_block`` for a
+    stream whose block is a rollout (epochs × minibatches).
+    records: optional ``(totals [R], counts [R])`` of the stream's own per-bin quantities
+    (names ``stream.records``): a bin reports Σ totals / Σ counts over its blocks (NaN where
+    Σ counts = 0), e.g. the mean return of the episodes that ended in the bin.
     """
 
     x: jax.Array
-    y: jax.Array
+    y: Any
     task: jax.Array
+    records: Any = None
 
 
 class Stream(Protocol):
