@@ -32,12 +32,7 @@ COMPOSITIONS = ["cbp+l2", "redo+layernorm", "upgd+weight_clip", "l2_init+cbp+res
 SEEDS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_compiles():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _settings(method):
