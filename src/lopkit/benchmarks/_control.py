@@ -69,7 +69,10 @@ class ControlConfig(PPOConfig, OptimizerConfig):
         200_000, "env steps between changes (at the next episode end)", positive=True
     )
     change_range: tuple[float, ...] = field(
-        (), "low, high of a physics change's values (default: ½ and 2 × gymnax's)", positive=True
+        (),
+        "low, high of a physics change's values (empty: ½ and 2 × gymnax's)",
+        positive=True,
+        may_be_empty=True,
     )
     change_scale: str = field(
         "log", "values log-uniform or uniform on the range", choices=("log", "linear")
