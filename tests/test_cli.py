@@ -203,6 +203,10 @@ def test_unset_bin_size_is_chosen_to_fit_and_recorded(capsys, tmp_path):
         10_000,
         1,
     ]
+    # with a fixed block (a rollout of 2,048 steps) the bin is a multiple of it, or none fits
+    assert fitting_bin_size(14_336, 10_240, 2_048) == 2_048  # 7 rollouts: 7 bins of one
+    assert fitting_bin_size(4_096, 10_240, 2_048) == 4_096
+    assert fitting_bin_size(5_000, 10_240, 2_048) is None
     out = tmp_path / "r"
     code, _, err = _run(capsys, "run", "scr", "--steps", "100", "--seeds", "2",
                         "--no-progress", "--out", str(out))  # fmt: skip

@@ -95,13 +95,18 @@ RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
 EXECUTION_ONLY = {"chunk_bins", "checkpoint_every", "checkpoint_seconds"}
 
 
-def fitting_bin_size(steps: int, suggested: int) -> int:
+def fitting_bin_size(steps: int, suggested: int, block: int = 0) -> int | None:
     """The bin size for a run of ``steps`` when the user set none: the benchmark's
     ``suggested`` size if it divides ``steps``, else the largest divisor of ``steps`` that
-    is at most ``suggested`` (``steps`` itself when it is shorter: one bin)."""
+    is at most ``suggested`` (``steps`` itself when it is shorter: one bin) and a multiple
+    of ``block`` (a fixed block size, e.g. one rollout; 0: any). None if there is none
+    (``steps`` not a multiple of ``block``)."""
+    unit = block or 1
+    if steps % unit:
+        return None
     if steps <= suggested:
         return steps
-    return next(d for d in range(suggested, 0, -1) if steps % d == 0)
+    return next((d for d in range(suggested, 0, -1) if steps % d == 0 and d % unit == 0), None)
 
 
 def _fit_bins(values: dict[str, Any], explicit: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -111,7 +116,10 @@ def _fit_bins(values: dict[str, Any], explicit: set[str]) -> tuple[dict[str, Any
     suggested = _config.coerce(RunConfig, "bin_size", values.get("bin_size", RunConfig.bin_size))
     if "bin_size" in explicit or steps % suggested == 0:
         return values, {}
-    bin_size = fitting_bin_size(steps, suggested)
+    block = _config.coerce(RunConfig, "block_size", values.get("block_size", 0))
+    bin_size = fitting_bin_size(steps, suggested, block)
+    if bin_size is None:  # no bin size fits: the run's own check says why
+        return values, {}
     notes = {
         "bin_size": f"{bin_size}: chosen because steps ({steps}) is not a multiple of the "
         f"benchmark's bin size ({suggested}); set bin_size to choose another"
