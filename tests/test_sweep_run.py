@@ -273,7 +273,8 @@ def _ray_task_pids(name: str) -> list[int]:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_ray_task_whose_worker_dies_is_retried_and_resumes(cluster, tmp_path):
-    one = {**RELU, "steps": 20000, "methods": {"backprop": {}}}  # 20 chunks: time to kill
+    # 200 one-bin chunks: a run long enough to be killed half-way on a fast machine too
+    one = {**RELU, "steps": 200_000, "methods": {"backprop": {}}}
     spec = write_spec(tmp_path / "study.yaml", one)
     out = tmp_path / "s"
     results = []
@@ -294,5 +295,5 @@ def test_a_ray_task_whose_worker_dies_is_retried_and_resumes(cluster, tmp_path):
     assert marker["state"] == "done" and marker["resumed"]  # retried, from the checkpoint
     (cell,) = result.cells
     mse = cell_metrics(out, cell.id).query("metric == 'mse'")
-    assert sorted(mse.step.unique()) == list(range(1000, 20001, 1000))
-    assert len(mse) == 2 * 20 and mse.value.notna().all()
+    assert sorted(mse.step.unique()) == list(range(1000, 200_001, 1000))
+    assert len(mse) == 2 * 200 and mse.value.notna().all()

@@ -29,8 +29,9 @@ from lopkit._errors import ConfigError, LopkitError
 
 from . import _study as layout
 from ._aggregate import summarize
+from ._describe import metric_label
 from ._io import atomic_write_text
-from ._plot import _draw, _label_of, _style
+from ._plot import _draw, _style
 from ._study_stats import (
     best_cells,
     cell_table,
@@ -116,7 +117,7 @@ def _curve_figure(df, best: pd.DataFrame, metric: str, title: str) -> str:
     order = best["run"].tolist()
     _draw(ax, df[df["run"].isin(order)], metric, "", order, _labels(best))
     _style(ax, logy=False)
-    ax.set_ylabel(_label_of(metric, ""))
+    ax.set_ylabel(metric_label(metric, ""))
     ax.set_title(title, fontsize="medium")
     ax.legend(frameon=False, fontsize="small")
     return _png(fig)
@@ -129,7 +130,7 @@ def _probe_figure(df, best: pd.DataFrame, probes: list[str], title: str) -> str:
     for ax, probe in zip(axes, probes, strict=True):
         _draw(ax, sub, probe, "", order, _labels(best))
         _style(ax, logy=False)
-        ax.set_title(_label_of(probe, ""), fontsize="medium")
+        ax.set_title(metric_label(probe, ""), fontsize="medium")
     axes[0].legend(frameon=False, fontsize="small")
     fig.suptitle(title, fontsize="medium")
     return _png(fig)
@@ -161,7 +162,7 @@ def _sensitivity_figure(chosen, reported, key: str, metric: str, title: str) -> 
     if not numeric:
         ax.set_xticks(list(categories.values()), [str(v) for v in categories])
     ax.set_xlabel(key)
-    ax.set_ylabel(f"{_label_of(metric, '')}, final")
+    ax.set_ylabel(f"{metric_label(metric, '')}, final")
     ax.set_title(title, fontsize="medium")
     ax.legend(frameon=False, fontsize="small")
     return _png(fig)
