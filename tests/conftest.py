@@ -19,3 +19,15 @@ def fast_compiles():
     jax.config.update("jax_disable_most_optimizations", True)
     yield
     jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after each test module. Every compiled program keeps
+    its machine code mapped (about 500 memory mappings for a small lopkit run); a worker
+    that runs hundreds of tests without releasing them reaches the kernel's limit of
+    65,530 mappings (vm.max_map_count) and XLA segfaults in its next compile."""
+    yield
+    import jax
+
+    jax.clear_caches()

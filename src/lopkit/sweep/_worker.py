@@ -95,6 +95,13 @@ def run_cell(cell: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         }
         run_dir.mkdir(parents=True, exist_ok=True)
         layout.write_marker(run_dir, layout.FAILED, marker)
+    finally:
+        # A worker runs many cells in one process: each cell's compiled programs keep
+        # their machine code mapped, and without releasing them a long study reaches the
+        # kernel's limit on memory mappings (vm.max_map_count) and XLA crashes.
+        import jax
+
+        jax.clear_caches()
     return marker
 
 
