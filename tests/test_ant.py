@@ -7,8 +7,9 @@ pytest.importorskip("mujoco")
 pytest.importorskip("gymnasium")
 
 from lopkit._errors import ConfigError  # noqa: E402
-from lopkit._experiment import make_experiment, run_experiment  # noqa: E402
+from lopkit._experiment import make_experiment, prepare_run_dir  # noqa: E402
 from lopkit.benchmarks import BENCHMARKS  # noqa: E402
+from lopkit.engine._runner import execute  # noqa: E402
 from lopkit.mujoco_envs import FrictionConfig, friction_sequence  # noqa: E402
 from lopkit.results import load  # noqa: E402
 
@@ -90,10 +91,19 @@ def test_resume_equals_the_uninterrupted_run_and_frictions_follow_each_seed(tmp_
     two chunks and resumed writes exactly the rows of the uninterrupted run; the recorded
     friction is each seed's own sequence, changed only as its schedule's index advances."""
     e = make_experiment("ant", "adam_equal_betas+cbp+l2", SMALL, seeds=2, **RUN)
-    run_experiment(e, tmp_path / "full", progress=False)
-    cut = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
-    assert not cut["finished"]
-    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
+    program, error_name = e.build()  # one program for the three calls: compiled once
+
+    def run(name, **options):
+        out = tmp_path / name
+        if not out.exists():
+            prepare_run_dir(out, e, resume=False, overwrite=False)
+        bins = e.run.steps // e.run.bin_size
+        args = {"chunk_bins": 1, "progress": False, "error_name": error_name, "log": None}
+        return execute(program, e.seed_ids, bins, out, **args, **options)
+
+    run("full")
+    assert not run("cut", stop_after_chunks=2)["finished"]
+    assert run("cut", resume=True)["bins_run"] == 2
     full, resumed = load(tmp_path / "full"), load(tmp_path / "cut")
     assert len(full) == len(resumed)
     np.testing.assert_array_equal(full["step"], resumed["step"])

@@ -134,9 +134,10 @@ class HostRolloutStream:
             raise ValueError("a host-stepped agent has one env (envs_per_agent = 1)")
         ids = [int(s) for s in np.asarray(seeds)]
         key = (int(base_seed), tuple(ids))
-        if key not in self._envs:
-            self._envs[key] = [self.make_envs(int(base_seed), ids), None]
-        envs = self._envs[key][0]
+        if key in self._envs:  # fresh envs: a used one's reset-noise streams have moved on
+            self._envs.pop(key)[0].close()
+        envs = self.make_envs(int(base_seed), ids)
+        self._envs[key] = [envs, None]
         envs.reset()
         host = envs.state_dict()
         self._envs[key][1] = host
