@@ -1,5 +1,6 @@
 """The ant benchmark: PPO on host-stepped MuJoCo Ant through the one engine (DESIGN §7)."""
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -125,3 +126,32 @@ def test_resume_equals_the_uninterrupted_run_and_frictions_follow_each_seed(tmp_
     assert friction[0, -1] != friction[1, -1]  # each seed its own values
     srank = series("srank_fraction", "policy/hidden_1")
     assert np.nanmin(srank) > 0 and np.nanmax(srank) <= 1
+
+
+def test_a_seed_computes_the_same_beside_another_as_alone():
+    run = {**RUN, "steps": 2 * ROLLOUT, "metrics": ("srank_fraction",), "metrics_every": ROLLOUT}
+    both, _ = make_experiment("ant", "backprop", SMALL, seeds=2, **run).build()
+    alone, _ = make_experiment("ant", "backprop", SMALL, seeds=1, first_seed=1, **run).build()
+    _, errors, values = both.chunk(both.init(jnp.arange(2)), jnp.int32(0), 2)
+    _, errors1, values1 = alone.chunk(alone.init(jnp.arange(1, 2)), jnp.int32(0), 2)
+    assert np.isfinite(np.asarray(errors)).all()
+    np.testing.assert_allclose(np.asarray(errors)[1], np.asarray(errors1)[0], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(values)[1], np.asarray(values1)[0], rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_mjx_backend_is_one_compiled_program_with_a_traced_friction():
+    """Traced, not compiled (MJX compiles take minutes on a CPU; `make bench` runs it): the
+    whole chunk — MJX rollout, PPO update, records, probes — is one jittable program, and
+    each seed's friction is a value in its state, never a constant of the program."""
+    import jax
+
+    settings = {**SMALL, "backend": "mjx", "rollout_steps": "16", "max_episode_steps": "10"}
+    run = {**RUN, "steps": 32, "bin_size": 16, "metrics_every": 16, "probe_size": 16}
+    program, _ = make_experiment("ant", "adam_equal_betas+l2", settings, seeds=3, **run).build()
+    assert not program.hosted and program.record_names[-1] == "friction"
+    state = jax.eval_shape(program.init, jnp.arange(3))
+    assert state["stream"]["index"].shape == (3,)  # the schedule, per seed, in the state
+    chunk = type(program)._chunk  # the jitted chunk (a method: the program is static)
+    _, errors, values = chunk.eval_shape(program, program.constants, state, jnp.int32(0), 2)
+    assert errors.shape == (3, 2) and values.shape == (3, 2, 4 + len(program.labels))
