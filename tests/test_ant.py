@@ -155,3 +155,21 @@ def test_the_mjx_backend_is_one_compiled_program_with_a_traced_friction():
     chunk = type(program)._chunk  # the jitted chunk (a method: the program is static)
     _, errors, values = chunk.eval_shape(program, program.constants, state, jnp.int32(0), 2)
     assert errors.shape == (3, 2) and values.shape == (3, 2, 4 + len(program.labels))
+
+
+def test_the_presets_are_valid_for_the_paper_methods():
+    from lopkit.experiments import load_preset, preset_settings
+    from lopkit.methods import parse_method
+
+    for name, schedule, steps in (
+        ("paper", "slippery", 20_480_000),
+        ("paper_constant", "constant", 50_176_000),
+        ("quick", "slippery", 204_800),
+    ):
+        preset = load_preset("ant", name)
+        for method in ("backprop", "adam_equal_betas+l2", "adam_equal_betas+cbp+l2"):
+            e = make_experiment("ant", method, preset_settings(preset, parse_method(method)))
+            assert (e.config.schedule, e.run.steps) == (schedule, steps)
+            assert e.run.bin_size % e.config.rollout_steps == 0 and e.run.probe_size == 1000
+    quick = make_experiment("ant", "backprop", preset_settings(load_preset("ant", "quick"), []))
+    assert quick.run.steps // quick.config.change_every >= 3  # several frictions per seed
