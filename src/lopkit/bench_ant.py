@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         "PPO on Ant (ant benchmark, nets [256, 256], 10 epochs × 16 minibatches), aggregate "
         "env-steps/s, compile excluded; CPU = cores this process got:"
     )
-    print(f"  {'backend':<8} {'K':>4} {'policy+env+update':>18} {'CPU':>5} {'env alone':>10} {'CPU':>5}")
+    head = f"  {'backend':<8} {'K':>4} {'policy+env+update':>18} {'CPU':>5} {'env alone':>10}"
+    print(f"{head} {'CPU':>5}")
     for k in args.seeds:
         r = ppo_throughput(k, "host")
         env, cpu = host_steps_per_second(k, 0, args.seconds)
