@@ -142,19 +142,19 @@ def test_a_seed_computes_the_same_beside_another_as_alone():
 @pytest.mark.slow
 def test_the_mjx_backend_is_one_compiled_program_with_a_traced_friction():
     """Traced, not compiled (MJX compiles take minutes on a CPU; `make bench` runs it): the
-    whole chunk — MJX rollout, PPO update, records, probes — is one jittable program, and
+    whole chunk — MJX rollout, PPO update, records — is one jittable program, and
     each seed's friction is a value in its state, never a constant of the program."""
     import jax
 
     settings = {**SMALL, "backend": "mjx", "rollout_steps": "16", "max_episode_steps": "10"}
-    run = {**RUN, "steps": 32, "bin_size": 16, "metrics_every": 16, "probe_size": 16}
+    run = {**RUN, "steps": 32, "bin_size": 16, "metrics": (), "metrics_every": 0, "probe_size": 16}
     program, _ = make_experiment("ant", "adam_equal_betas+l2", settings, seeds=3, **run).build()
     assert not program.hosted and program.record_names[-1] == "friction"
     state = jax.eval_shape(program.init, jnp.arange(3))
     assert state["stream"]["index"].shape == (3,)  # the schedule, per seed, in the state
     chunk = type(program)._chunk  # the jitted chunk (a method: the program is static)
     _, errors, values = chunk.eval_shape(program, program.constants, state, jnp.int32(0), 2)
-    assert errors.shape == (3, 2) and values.shape == (3, 2, 4 + len(program.labels))
+    assert errors.shape == (3, 2) and values.shape == (3, 2, 4)  # return, length, task, friction
 
 
 def test_the_presets_are_valid_for_the_paper_methods():
