@@ -252,7 +252,7 @@ def make_experiment(
     fields = {f.name for f in dataclasses.fields(bench.config)}
     bench_settings, remedy_settings, run_settings = split_settings(dict(settings or {}), fields)
     config = _config.build(bench.config, bench_settings)
-    configs = remedy_configs(names, remedy_settings, bench.remedy_defaults)
+    configs = remedy_configs(names, remedy_settings, bench.remedy_defaults_for(names))
     given = {**run_settings, **{k: v for k, v in run.items() if v is not None}}
     _probes.resolve(_config.coerce(RunConfig, "metrics", given.get("metrics", RunConfig.metrics)))
     run_values, chosen = _fit_bins({**bench.run_defaults_for(config), **given}, set(given))

@@ -6,7 +6,8 @@ compilation excluded (one chunk runs first), then the cost of recording the defa
 probes every 10,000 steps, each remedy's speed relative to backprop (on slowly-changing
 regression and on the permuted quick preset), the permuted-inputs MLP against the
 machine's measured bandwidth and matmul rate, the binary-task ConvNet vmapped vs mapped
-sequentially over seeds, and PPO's aggregate env-steps/s (``bench_rl``).
+sequentially over seeds, and PPO's aggregate env-steps/s (``bench_rl``; Ant, host and
+MJX back-ends: ``bench_ant``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,13 @@ def main(quick: bool = False) -> int:
 
     print()
     bench_rl.main(repeats=repeats)
+    try:
+        from lopkit import bench_ant
+    except ImportError:  # mujoco and gymnasium are the `rl` extra
+        bench_ant = None
+    if bench_ant is not None:
+        print()
+        bench_ant.main(["--mjx"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak resident memory: {peak:,.0f} MiB")
     return 0

@@ -1,6 +1,7 @@
 """Benchmarks: continual problems with their learners, by name."""
 
 from lopkit._config import unknown_name
+from lopkit.benchmarks._ant import ANT
 from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, make_optimizer
 from lopkit.benchmarks._binary import BINARY
 from lopkit.benchmarks._class_incremental import CLASS_INCREMENTAL
@@ -10,7 +11,7 @@ from lopkit.benchmarks._scr import SCR, SCRConfig
 from lopkit.benchmarks._warmstart import WARMSTART
 
 BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL, CONTROL)
+    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL, CONTROL, ANT)
 }
 
 

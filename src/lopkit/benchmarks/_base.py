@@ -73,6 +73,10 @@ class Benchmark:
     run_defaults: run settings (bin_size, steps, …) suggested by the benchmark, as a dict or
     as a function of the benchmark's config (e.g. one bin per task when the task length is
     a setting); the user's settings override them.
+    method_defaults: remedy defaults that hold when a method has several remedies together,
+    keyed by those remedies joined with ``+`` (e.g. ``"cbp+l2": {"l2": {...}}``: the
+    official PPO CBP config decays weights less than its L2 config); they override
+    ``remedy_defaults`` whenever every named remedy is in the method.
     """
 
     name: str
@@ -82,6 +86,16 @@ class Benchmark:
     build: Callable[[Any], Problem]
     remedy_defaults: dict[str, dict[str, Any]]
     run_defaults: dict[str, Any] | Callable[[Any], dict[str, Any]]
+    method_defaults: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+
+    def remedy_defaults_for(self, names: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        """The benchmark's remedy defaults for a method of remedies ``names``."""
+        out = {n: dict(v) for n, v in self.remedy_defaults.items()}
+        for combination, values in self.method_defaults.items():
+            if set(combination.split("+")) <= set(names):
+                for remedy, settings in values.items():
+                    out[remedy] = {**out.get(remedy, {}), **settings}
+        return out
 
     def run_defaults_for(self, config: Any) -> dict[str, Any]:
         """The suggested run settings for ``config`` (an instance of ``self.config``)."""

@@ -216,6 +216,8 @@ _add("effective_rank", ("erank",), "exp(entropy of normalized singular values) (
      _per_layer_rank("effective_rank", metrics.effective_rank))
 _add("srank", ("stable_rank",), "smallest k with Σσ_≤k / Σσ ≥ 0.99 (Kumar 2021; the paper's stable rank)",
      _per_layer_rank("srank", metrics.srank))
+_add("srank_fraction", (), "srank / the layer's width (Dohare 2024 RL: stable rank in % of 256)",
+     _per_layer_rank("srank_fraction", lambda h: metrics.srank(h) / h.shape[-1]))
 _add("approximate_rank", ("arank",), "srank with σ² (99% of variance; Dohare 2024 code)",
      _per_layer_rank("approximate_rank", metrics.approximate_rank))
 _add("feature_rank", ("frank",), "#{σ_i(Φ/√n) > 0.01} (Lyle 2022)",

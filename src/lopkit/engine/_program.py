@@ -15,6 +15,19 @@ divergence — count stream steps; the learner's own step index counts updates. 
 may also report per-bin quantities of its own (``stream.records``: e.g. the return of the
 episodes that ended in the bin), recorded beside the learner's error.
 
+**Host-stepped streams.** A stream whose environment runs outside the compiled program
+(``stream.hosted``: MuJoCo's C simulator, stepped in threads on the host) cannot be
+scanned over; the engine then drives the same per-seed pieces from the host, block by
+block: ``stream.play(host, act, n)`` plays one block on the host, calling ``act(obs, t)``
+— one jitted call of ``stream.act`` vmapped over all seeds per env step — and returns the
+block's data (``feed``, numpy, leading seed axis); one compiled vmapped call then runs
+``stream.block(…, predict, feed)`` and the learner's updates exactly as :meth:`_block`
+does for any stream, and at the end of a bin one compiled call computes its error,
+records and probes as :meth:`run_bins` does. The host part of the state (``state["host"]``:
+the simulators' complete state as numpy arrays with a leading seed axis, from
+``stream.host_init(base_seed, seeds)``) is part of the one state pytree, so checkpoints
+and ``--resume`` need nothing else.
+
 Seed state (one seed; the engine vmaps it)::
 
     {"learner": Learner state, "stream": stream state,
@@ -30,6 +43,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lopkit._seeds import SEED_AXIS
 from lopkit.engine import _probes
@@ -103,19 +117,30 @@ class Program:
         """The stream's own per-bin quantities (``stream.records``), recorded every bin."""
         return tuple(getattr(self.stream, "records", ()))
 
-    def _stream_block(self, state: dict[str, Any], key: jax.Array, start: jax.Array):
+    @property
+    def hosted(self) -> bool:
+        """Whether the stream's environment is stepped on the host (``stream.hosted``)."""
+        return bool(getattr(self.stream, "hosted", False))
+
+    def _stream_block(self, state: dict[str, Any], key: jax.Array, start: jax.Array, feed=None):
         if getattr(self.stream, "reads_learner", False):
             params = state["learner"]["params"]
             predict = functools.partial(self.learner.net.apply, params)
+            if self.hosted:
+                return self.stream.block(
+                    state["stream"], key, start, self.block_size, predict, feed
+                )
             return self.stream.block(state["stream"], key, start, self.block_size, predict)
         return self.stream.block(state["stream"], key, start, self.block_size)
 
-    def _block(self, state: dict[str, Any], block_index: jax.Array):
-        """Run one block; returns (state, summed error over its updates, records or None)."""
+    def _block(self, state: dict[str, Any], block_index: jax.Array, feed: Any = None):
+        """Run one block; returns (state, summed error over its updates, records or None).
+
+        ``feed``: the block's data played on the host (hosted streams only)."""
         n, u = self.block_size, self.updates_per_block
         start = block_index * n
         key = jax.random.fold_in(state["keys"]["stream"], block_index)
-        stream_state, block = self._stream_block(state, key, start)
+        stream_state, block = self._stream_block(state, key, start, feed)
         step_keys = jax.random.split(jax.random.fold_in(state["keys"]["learner"], block_index), u)
         task = block.task.astype(jnp.int32)
         prev = jnp.concatenate([state["prev_task"][None], task[:-1]])
@@ -203,35 +228,42 @@ class Program:
         none were taken).
         """
         blocks_per_bin = self.bin_size // self.block_size
-        n_labels = len(self.labels) if self.probes else 0
 
         def bin_body(state, b):
             def block_body(state, j):
                 return self._block(state, b * blocks_per_bin + j)
 
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
-            error = totals.sum() / (blocks_per_bin * self.updates_per_block)
-            if records is not None:
-                sums, counts = records[0].sum(0), records[1].sum(0)
-                recorded = jnp.where(counts > 0, sums / jnp.where(counts > 0, counts, 1), jnp.nan)
-            else:
-                recorded = jnp.zeros((0,), jnp.float32)
-            if n_labels:
-                end = (b + 1) * self.bin_size
-                take = (self.metrics_every > 0) & (end % max(self.metrics_every, 1) == 0)
-                values = jax.lax.cond(
-                    take,
-                    lambda s: self._probe_values(s, b)[1],
-                    lambda s: jnp.full((n_labels,), jnp.nan, jnp.float32),
-                    state,
-                )
-            else:
-                values = jnp.zeros((0,), jnp.float32)
-            return state, (error, jnp.concatenate([recorded.astype(jnp.float32), values]))
+            return state, self._bin_values(state, b, totals, records)
 
         bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
         state, (errors, values) = jax.lax.scan(bin_body, state, bins)
         return state, errors, values
+
+    def _bin_values(self, state: dict[str, Any], b: jax.Array, totals: jax.Array, records: Any):
+        """The end of bin ``b`` for one seed: (mean error per update, values: the records,
+        then the probes or NaN), from the bin's block totals ``[blocks]`` and records
+        ``(totals [blocks, R], counts [blocks, R])`` or None."""
+        n_labels = len(self.labels) if self.probes else 0
+        blocks_per_bin = self.bin_size // self.block_size
+        error = totals.sum() / (blocks_per_bin * self.updates_per_block)
+        if records is not None:
+            sums, counts = records[0].sum(0), records[1].sum(0)
+            recorded = jnp.where(counts > 0, sums / jnp.where(counts > 0, counts, 1), jnp.nan)
+        else:
+            recorded = jnp.zeros((0,), jnp.float32)
+        if n_labels:
+            end = (b + 1) * self.bin_size
+            take = (self.metrics_every > 0) & (end % max(self.metrics_every, 1) == 0)
+            values = jax.lax.cond(
+                take,
+                lambda s: self._probe_values(s, b)[1],
+                lambda s: jnp.full((n_labels,), jnp.nan, jnp.float32),
+                state,
+            )
+        else:
+            values = jnp.zeros((0,), jnp.float32)
+        return error, jnp.concatenate([recorded.astype(jnp.float32), values])
 
     # ---- all seeds ------------------------------------------------------------------
     @functools.cached_property
@@ -247,8 +279,18 @@ class Program:
         return dataclasses.replace(self, stream=self.stream.bind(constants))
 
     def init(self, seeds: jax.Array) -> dict[str, Any]:
-        """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere)."""
-        return self._init(self.constants, seeds)
+        """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere); a hosted
+        stream's simulators are started too (``state["host"]``)."""
+        # strongly typed leaves, as every later state is (a weakly typed leaf, e.g. a log-std
+        # filled from a Python float, would make the first call after init compile twice)
+        state = jax.tree_util.tree_map(
+            lambda x: jax.lax.convert_element_type(x, x.dtype) if x.weak_type else x,
+            self._init(self.constants, seeds),
+        )
+        if self.hosted:
+            host = self.stream.host_init(self.base_seed, np.asarray(seeds))
+            state = {**state, "host": host}
+        return state
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], values [K, n_bins, R']):
@@ -256,7 +298,68 @@ class Program:
         without records).
 
         ``state`` is donated (its buffers are reused for the result)."""
+        if self.hosted:
+            return self._host_chunk(state, int(first_bin), n_bins)
         return self._chunk(self.constants, state, first_bin, n_bins)
+
+    # ---- a hosted stream: the host plays each block, compiled calls do the rest -------
+    def _host_chunk(self, state: dict[str, Any], first_bin: int, n_bins: int):
+        """:meth:`chunk` for a hosted stream: per block, ``stream.play`` on the host (one
+        :meth:`_act` call per env step), then one compiled :meth:`_fed_block`; per bin one
+        compiled :meth:`_host_bin`. Same outputs as :meth:`chunk`."""
+        host = state["host"]
+        device = {k: v for k, v in state.items() if k != "host"}
+        blocks_per_bin = self.bin_size // self.block_size
+        errors, values = [], []
+        for b in range(first_bin, first_bin + n_bins):
+            totals, records = [], []
+            for j in range(blocks_per_bin):
+                index = jnp.asarray(b * blocks_per_bin + j, jnp.int32)
+                # only what acting reads, so that a step's call passes few buffers
+                inputs = (device["learner"]["params"], device["stream"], device["keys"]["stream"])
+
+                def act(obs, t, inputs=inputs, index=index):
+                    return self._act(*inputs, obs, index, np.int32(t))
+
+                host, feed = self.stream.play(host, act, self.block_size)
+                device, total, record = self._fed_block(self.constants, device, feed, index)
+                totals.append(total)
+                records.append(record)
+            totals = jnp.stack(totals, axis=1)  # [K, blocks]
+            records = jax.tree_util.tree_map(lambda *r: jnp.stack(r, axis=1), *records)
+            error, value = self._host_bin(
+                self.constants, device, jnp.asarray(b, jnp.int32), totals, records
+            )
+            errors.append(error)
+            values.append(value)
+        return {**device, "host": host}, jnp.stack(errors, 1), jnp.stack(values, 1)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _act(self, params, stream_state, stream_key, obs, block_index, t):
+        """All seeds' actions at env step ``t`` of block ``block_index``: vmapped
+        ``stream.act(stream_state, predict, obs, key)`` with obs ``[K, …]``; the key is the
+        seed's block key (as :meth:`_block` derives it) folded with ``t``."""
+
+        def one(p, s, k, o):
+            key = jax.random.fold_in(jax.random.fold_in(k, block_index), t)
+            return self.stream.act(s, functools.partial(self.learner.net.apply, p), o, key)
+
+        return jax.vmap(one)(params, stream_state, stream_key, obs)
+
+    @functools.partial(
+        jax.jit, static_argnums=0, donate_argnums=2, compiler_options=COMPILER_OPTIONS
+    )
+    def _fed_block(self, constants: Any, state: dict[str, Any], feed: Any, block_index):
+        program = self.bound(constants)
+        run = jax.vmap(program._block, in_axes=(0, None, 0), axis_name=SEED_AXIS)
+        state, (total, records) = run(state, block_index, feed)
+        return state, total, records
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _host_bin(self, constants: Any, state: dict[str, Any], b, totals, records):
+        program = self.bound(constants)
+        run = jax.vmap(program._bin_values, in_axes=(0, None, 0, 0), axis_name=SEED_AXIS)
+        return run(state, b, totals, records)
 
     # A stream's shared data set is an argument of the compiled functions, not a constant
     # embedded in them (an embedded 150 MB array costs seconds of compilation and several

@@ -158,6 +158,11 @@ class AntEnvs:
         self.friction[k] = value
         self.models[k].geom_friction[:, 0] = value
 
+    @property
+    def tasks(self) -> np.ndarray:
+        """``[K]`` int: friction changes so far of each env (its schedule index)."""
+        return np.array([s.index for s in self.schedule], np.int64)
+
     # -- stepping -------------------------------------------------------------------------
     @property
     def num_envs(self) -> int:

@@ -64,6 +64,37 @@ def update_stats(stats: dict[str, jax.Array], batch: jax.Array) -> dict[str, jax
     return {"count": total, "mean": stats["mean"] + delta * n / total, "var": m2 / total}
 
 
+def ppo_batches(ppo: PPOConfig, traj: dict[str, jax.Array], last_value: jax.Array, key):
+    """One rollout as PPO's updates: GAE(λ), advantage normalization, shuffled minibatches.
+
+    traj: ``x`` (observations as the learner saw them), ``action``, ``log_prob``, ``value``,
+    ``reward``, ``done``, leaves ``[T, N, …]`` (T steps of N envs); last_value ``[N]``: V of
+    the observation after the last step. Returns (the rollout's observations ``[T·N, D]``
+    (the probe batch), minibatch inputs ``[u, T·N / minibatches, D]``, the minibatches'
+    ``action``, ``log_prob``, ``advantage``, ``return``), u = epochs × minibatches.
+    """
+    adv, returns = gae(
+        traj["reward"], traj["value"], traj["done"], last_value, ppo.gamma, ppo.gae_lambda
+    )
+
+    def flat(a):
+        return a.reshape((ppo.batch, *a.shape[2:]))
+
+    adv = flat(adv)
+    if ppo.normalize_advantages:
+        adv = normalize(adv)
+    data = {
+        "x": flat(traj["x"]),
+        "action": flat(traj["action"]),
+        "log_prob": flat(traj["log_prob"]),
+        "advantage": adv,
+        "return": flat(returns),
+    }
+    batches = shuffled_minibatches(key, data, ppo.epochs, ppo.minibatches)
+    x = batches.pop("x")
+    return data["x"], x, batches
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class RolloutStream:
     """A gymnax control task with a per-seed schedule of changes, played by the learner."""
@@ -255,26 +286,8 @@ class RolloutStream:
             body, (state, (zero, zero, zero)), jax.random.split(k_roll, ppo.rollout_steps)
         )
         last_value = predict(self.present(state, state["obs"]))[0]["value"]
-        adv, returns = gae(
-            traj["reward"], traj["value"], traj["done"], last_value, ppo.gamma, ppo.gae_lambda
-        )
-
-        def flat(a):
-            return a.reshape((ppo.batch, *a.shape[2:]))
-
-        adv = flat(adv)
-        if ppo.normalize_advantages:
-            adv = normalize(adv)
-        data = {
-            "x": flat(traj["x"]),
-            "action": flat(traj["action"]),
-            "log_prob": flat(traj["log_prob"]),
-            "advantage": adv,
-            "return": flat(returns),
-        }
-        state = {**state, "recent": data["x"]}
-        batches = shuffled_minibatches(k_perm, data, ppo.epochs, ppo.minibatches)
-        x = batches.pop("x")
+        recent, x, batches = ppo_batches(ppo, traj, last_value, k_perm)
+        state = {**state, "recent": recent}
         sums = [ret_sum, len_sum, state["task"].astype(jnp.float32)]
         counts = [count, count, jnp.ones((), jnp.float32)]
         if self.physics:

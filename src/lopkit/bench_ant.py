@@ -1,0 +1,98 @@
+"""`make bench`, Ant section: PPO on MuJoCo Ant, aggregate env-steps/s, host and MJX back-ends.
+
+The ``ant`` benchmark with the official settings (policy and value nets [256, 256], rollout
+2,048, 10 epochs × 16 minibatches), K seeds as one program: env-steps per second over all
+seeds for the whole iteration (policy + env + update; one rollout per call, compilation
+excluded) and for the env alone (random actions, auto-reset, no policy:
+:mod:`lopkit.mujoco_envs.bench`). The process's CPU time over wall time is printed beside
+each figure: on a shared machine it says how much of the CPUs the measurement got.
+Target (DESIGN §5): host ≥ 3,000 aggregate env-steps/s at K = 8 on 2 CPU cores including
+updates; the official code runs about 580 env-steps/s per process.
+
+MJX (``--mjx``) is built for accelerators; on a CPU its rollouts are slow and its compile
+long, so there it runs a shorter rollout (``--mjx-rollout``, default 256 on a CPU, 2,048
+on an accelerator) with the official 10 × 16 minibatches.
+
+    python -m lopkit.bench_ant [--seeds 1 8 32] [--mjx]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+from lopkit._experiment import make_experiment
+
+
+def ppo_throughput(
+    seeds: int, backend: str = "host", rollout: int = 2048, blocks: int = 1
+) -> dict[str, float]:
+    """Aggregate env-steps/s of ``blocks`` PPO iterations (policy + env + update), after one
+    iteration that compiles; with the CPU cores the process got meanwhile."""
+    e = make_experiment(
+        "ant", "backprop", {"backend": backend, "rollout_steps": str(rollout)}, seeds=seeds,
+        steps=rollout * (1 + blocks), bin_size=rollout, metrics=(), metrics_every=0,
+    )  # fmt: skip
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    start = time.perf_counter()
+    state, errors, _ = program.chunk(state, jnp.int32(0), 1)
+    jax.block_until_ready(errors)
+    compile_s = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    state, errors, _ = program.chunk(state, jnp.int32(1), blocks)
+    jax.block_until_ready(errors)
+    wall = time.perf_counter() - start
+    return {
+        "seeds": seeds,
+        "env_steps_per_second": seeds * rollout * blocks / wall,
+        "cpu": (time.process_time() - cpu) / wall,
+        "first_call_s": compile_s,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 8, 32])
+    parser.add_argument("--mjx", action="store_true", help="also the mjx back-end")
+    parser.add_argument("--mjx-rollout", type=int, default=0, help="MJX rollout (0: auto)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="env-alone timing")
+    args = parser.parse_args(argv)
+    from lopkit.mujoco_envs.bench import host_steps_per_second, mjx_steps_per_second
+
+    print(
+        "PPO on Ant (ant benchmark, nets [256, 256], 10 epochs × 16 minibatches), aggregate "
+        "env-steps/s, compile excluded; CPU = cores this process got:"
+    )
+    head = f"  {'backend':<8} {'K':>4} {'policy+env+update':>18} {'CPU':>5} {'env alone':>10}"
+    print(f"{head} {'CPU':>5}")
+    for k in args.seeds:
+        r = ppo_throughput(k, "host")
+        env, cpu = host_steps_per_second(k, 0, args.seconds)
+        print(
+            f"  {'host':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {r['cpu']:>5.2f} "
+            f"{env:>10,.0f} {cpu:>5.2f}",
+            flush=True,
+        )
+    if args.mjx:
+        accelerator = jax.devices()[0].platform != "cpu"
+        rollout = args.mjx_rollout or (2048 if accelerator else 256)
+        print(f"  mjx on {jax.devices()[0].platform}, rollout {rollout}:")
+        for k in args.seeds:
+            r = ppo_throughput(k, "mjx", rollout)
+            env, compile_s = mjx_steps_per_second(k)
+            print(
+                f"  {'mjx':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {r['cpu']:>5.2f} "
+                f"{env:>10,.0f}       (first call {r['first_call_s']:.0f} s, env compile "
+                f"{compile_s:.0f} s)",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,235 @@
+"""Slippery Ant: PPO agents on MuJoCo Ant whose friction changes, or stays constant.
+
+The paper's RL benchmark (Dohare et al. 2024, Methods "Reinforcement learning", figures
+"Slippery Ant" and "Ant, constant friction"; official ``lop/rl/``; DESIGN §7), K agents
+(seeds) through the one engine, like every other benchmark. The env is gymnasium's Ant
+(v4 by default: the official SlipperyAnt-v3 without its zero contact forces) on the
+``mujoco`` bindings (:mod:`lopkit.mujoco_envs`); the friction is the sliding friction of
+every geom, per seed a sequence log-uniform on [0.02, 2] changed at the first episode end
+more than ``change_every`` (2M) env steps after the previous change; ``schedule=constant``
+keeps it at 1. Two back-ends (``--set backend=…``):
+
+* ``host`` (default): MuJoCo C, all seeds' envs stepped on the host in lockstep (threads:
+  ``mj_step`` releases the GIL), one jitted vmapped policy call per env step for all seeds,
+  the PPO update compiled and vmapped (:class:`lopkit.rl.HostRolloutStream`);
+* ``mjx``: the same XML in MuJoCo XLA inside the compiled program, the friction a traced
+  per-seed value (:class:`lopkit.mujoco_envs.MjxAnt`); for accelerators.
+
+PPO and the agent are the official settings (:class:`lopkit.rl.PPOConfig` defaults:
+[256, 256] ReLU policy-mean and value nets, LeCun-uniform, log-std 0, Adam 1e-4, rollout
+2,048, 10 × 16 minibatches, γ 0.99, λ 0.95, clip 0.2, no entropy, no normalization,
+truncation as terminal). The official variants are methods: ``backprop`` (std),
+``adam_equal_betas`` (ns, β 0.99/0.99), ``adam_equal_betas+l2`` (λ 1e-3),
+``adam_equal_betas+cbp+l2`` (ρ 1e-4, maturity 10,000, moments not reset, next-layer bias
+corrected, λ 1e-4), ``adam_equal_betas+redo+l2`` (τ 0.1 every 100 updates, λ 1e-4).
+
+Recorded per bin: ``return``, ``episode_length``, ``task`` (friction changes so far),
+``friction`` (per seed), ``loss``; probes on the last 1,000 observations (the official
+window): ``inactive_fraction`` (the paper's RL "dormant": active on < 1% of the window),
+``dormant_fraction`` (ReDo's τ 0.1), ``srank_fraction`` (srank / width; the paper's stable
+rank in % of 256), ``srank``, ``weight_magnitude`` (mean |W| per layer).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optax
+
+from lopkit import _config
+from lopkit._config import field, to_dict
+from lopkit._errors import ConfigError
+from lopkit.benchmarks._base import (
+    OPTIMIZER_FIELDS,
+    Benchmark,
+    OptimizerConfig,
+    Problem,
+    make_optimizer,
+)
+from lopkit.nets._activations import ACTIVATIONS
+from lopkit.rl._agent import ActorCritic, ActorCriticConfig
+from lopkit.rl._ppo import PPOConfig, ppo_loss
+
+BACKENDS = ("host", "mjx")
+SCHEDULES = ("slippery", "constant")  # lopkit.mujoco_envs.SCHEDULES (imported lazily)
+DEFAULT_PROBES = (
+    "inactive_fraction",
+    "dormant_fraction",
+    "srank_fraction",
+    "srank",
+    "weight_magnitude",
+)
+ACTIONS = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class AntBenchmarkConfig(PPOConfig, OptimizerConfig):
+    """Slippery Ant (or constant friction) and a PPO agent with the official settings of
+    Dohare et al. 2024 (DESIGN §7; ``lop/rl/cfg/{sant,ant}/*.yml``)."""
+
+    backend: str = field(
+        "host", "host (MuJoCo C on the host) or mjx (MuJoCo XLA)", choices=BACKENDS
+    )
+    version: str = field(
+        "v4", "gymnasium Ant version: v4 (= official v3) or v5", choices=("v4", "v5")
+    )
+    schedule: str = field(
+        "slippery", "slippery (per-seed friction changes) or constant", choices=SCHEDULES
+    )
+    change_every: int = field(
+        2_000_000, "env steps after a change before the next is due (at an episode end)",
+        positive=True,
+    )  # fmt: skip
+    friction_range: tuple[float, ...] = field(
+        (0.02, 2.0), "low, high of the log-uniform friction values", positive=True
+    )
+    constant_friction: float = field(1.0, "the friction of the constant schedule", positive=True)
+    max_episode_steps: int = field(1000, "episode length limit (truncation)", positive=True)
+    threads: int = field(0, "host: threads stepping the envs (0: one per CPU)", nonnegative=True)
+    hidden: tuple[int, ...] = field((256, 256), "hidden widths of each network", positive=True)
+    activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    optimizer: str = field("adam", "sgd or adam", choices=("sgd", "adam"))
+    lr: float = field(1e-4, "step size α", positive=True)
+
+    def check(self) -> None:
+        PPOConfig.check(self)
+        if len(self.friction_range) != 2 or not self.friction_range[0] <= self.friction_range[1]:
+            raise ConfigError(
+                f"friction_range takes two values low <= high, got {self.friction_range}"
+            )
+        if self.envs_per_agent != 1:
+            raise ConfigError("ant runs one env per agent (envs_per_agent = 1, as the official)")
+        if self.backend == "mjx" and self.version != "v4":
+            raise ConfigError("backend=mjx implements Ant v4 only; use version=v4")
+
+    @property
+    def observations(self) -> int:
+        return 27 if self.version == "v4" else 27 + 78
+
+
+def friction_config(c: AntBenchmarkConfig):
+    from lopkit.mujoco_envs import FrictionConfig
+
+    return FrictionConfig(
+        schedule=c.schedule,
+        low=float(c.friction_range[0]),
+        high=float(c.friction_range[1]),
+        change_every=c.change_every,
+        constant_value=c.constant_friction,
+    )
+
+
+def ppo_settings(c: AntBenchmarkConfig) -> PPOConfig:
+    d = to_dict(c)
+    return _config.build(PPOConfig, {f.name: d[f.name] for f in dataclasses.fields(PPOConfig)})
+
+
+def _host_stream(c: AntBenchmarkConfig):
+    from lopkit.mujoco_envs import AntConfig, AntEnvs
+    from lopkit.rl._host import HostRolloutStream
+
+    env_config = AntConfig(
+        version=c.version, threads=c.threads, max_episode_steps=c.max_episode_steps
+    )
+    friction = friction_config(c)
+
+    def make_envs(base_seed: int, seeds: list[int]) -> AntEnvs:
+        return AntEnvs(seeds, base_seed, env_config, friction)
+
+    return HostRolloutStream(make_envs, c.observations, ACTIONS, "friction", ppo_settings(c))
+
+
+def _mjx_stream(c: AntBenchmarkConfig):
+    from lopkit.mujoco_envs import AntConfig
+    from lopkit.rl._mjx import MjxRolloutStream
+
+    env_config = AntConfig(max_episode_steps=c.max_episode_steps)
+    return MjxRolloutStream(friction_config(c), ppo_settings(c), env_config)
+
+
+def build(c: AntBenchmarkConfig) -> Problem:
+    try:
+        stream = _host_stream(c) if c.backend == "host" else _mjx_stream(c)
+    except ImportError as err:
+        raise ConfigError(
+            f"the ant benchmark needs mujoco and gymnasium ({err}); pip install -e '.[rl]'"
+        ) from None
+    network = {
+        "observations": c.observations,
+        "actions": ACTIONS,
+        "discrete": False,
+        "hidden": c.hidden,
+        "activation": c.activation,
+        "init": "lecun",
+        "log_std_init": c.log_std_init,
+    }
+    ppo = ppo_settings(c)
+
+    def loss(out, batch):
+        return ppo_loss(out, batch, ppo, False)[0]
+
+    def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
+        base = make_optimizer(o)
+        if c.max_grad_norm > 0:
+            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
+        return base
+
+    d = to_dict(c)
+    return Problem(
+        stream=stream,
+        network=network,
+        make_network=lambda n: ActorCritic(_config.build(ActorCriticConfig, n)),
+        loss_fn=loss,
+        error_fn=loss,
+        error_name="loss",
+        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer_fn=optimizer_fn,
+    )
+
+
+def run_defaults(c: AntBenchmarkConfig) -> dict[str, Any]:
+    """The paper's Slippery Ant run: 20,480,000 env steps (10,000 rollouts; official 20M) in
+    bins of 50 rollouts (102,400 steps; official 100k), probes every bin on the last 1,000
+    observations (the official window)."""
+    rollout = c.rollout_steps
+    bin_size = 50 * rollout
+    return {
+        "steps": 200 * bin_size,
+        "bin_size": bin_size,
+        "block_size": rollout,
+        "metrics_every": bin_size,
+        "metrics": DEFAULT_PROBES,
+        "probe_size": min(1_000, rollout),
+    }
+
+
+# The official PPO configs (lop/rl/cfg/{sant,ant}/{l2,cbp,redo}.yml; DESIGN §7).
+REMEDY_DEFAULTS = {
+    "l2": {"weight_decay": 1e-3},
+    "cbp": {
+        "replacement_rate": 1e-4,
+        "maturity_threshold": 10_000,
+        "decay_rate": 0.99,
+        "utility": "contribution",
+        "reset_optimizer_moments": False,
+        "next_bias_correction": True,
+    },
+    "redo": {"threshold": 0.1, "reset_every": 100, "decay_rate": 0.0},
+}
+
+ANT = Benchmark(
+    name="ant",
+    summary="PPO on MuJoCo Ant with per-seed friction changes (slippery) or constant "
+    "friction; backends host (MuJoCo C) and mjx (MuJoCo XLA)",
+    source="Dohare et al. 2024 (Nature), Methods 'Reinforcement learning'; gymnasium Ant-v4",
+    config=AntBenchmarkConfig,
+    build=build,
+    remedy_defaults=REMEDY_DEFAULTS,
+    run_defaults=run_defaults,
+    # official cbp.yml and redo.yml decay weights by 1e-4 (l2.yml: 1e-3)
+    method_defaults={
+        "cbp+l2": {"l2": {"weight_decay": 1e-4}},
+        "redo+l2": {"l2": {"weight_decay": 1e-4}},
+    },
+)
