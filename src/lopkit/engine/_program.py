@@ -19,7 +19,19 @@ Seed state (one seed; the engine vmaps it)::
 
     {"learner": Learner state, "stream": stream state,
      "keys": {"stream", "learner", "probe"}: uint32[2],
-     "prev_task": int32, "diverged_at": int32 (−1 while finite)}
+     "prev_task": int32, "diverged_at": int32 (−1 while finite),
+     "settings": the run's own settings (only with ``configure``)}
+
+Runs, not only seeds. The leading axis is one of *runs*: a seed id and, for a program with
+``configure``, a pytree of per-run settings (e.g. ``{"lr": 0.01, "l2.weight_decay":
+1e-3}``; scalars for one run). ``configure(settings) -> Learner`` builds the learner from
+them inside the compiled program, so H values × K seeds are H·K runs of one program,
+batched exactly as seeds are (DESIGN §9). The engine never looks inside the settings.
+
+Identity. A program built with ``identity`` (a hashable description of everything it
+computes, e.g. the resolved config) equals every program with the same identity, so two
+equal programs built in one process share one compilation (the compiled functions are
+keyed on the program); without it, a program is equal only to itself.
 """
 
 from __future__ import annotations
@@ -58,6 +70,11 @@ class Program:
     pytree of arrays) and ``stream.bind(constants) -> stream``; the compiled functions take
     the data as an argument and run the methods of the bound stream (see
     :mod:`lopkit.streams._base`).
+
+    configure: ``settings -> Learner`` for a program whose runs differ in continuous
+    settings (None: every run uses ``learner``); ``learner`` is then the learner of the
+    first run's values, used for what does not depend on them (shapes, labels).
+    identity: a hashable description for structural equality (None: by identity).
     """
 
     stream: Any
@@ -70,9 +87,28 @@ class Program:
     metrics_every: int
     seed_map: str = "vmap"
     protocol: Any = None  # the benchmark's procedure after each update (Problem.protocol)
+    configure: Any = None  # settings -> Learner (the runs' own continuous settings)
+    identity: Any = None  # hashable: equal identities compute the same (one compile)
+
+    def __eq__(self, other: object) -> bool:
+        if self.identity is None or not isinstance(other, Program):
+            return self is other
+        return self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return id(self) if self.identity is None else hash(("Program", self.identity))
+
+    def configured(self, settings: Any) -> Program:
+        """This program with the learner of one run's ``settings`` (traced scalars)."""
+        if self.configure is None or settings is None:
+            return self
+        return dataclasses.replace(self, learner=self.configure(settings), configure=None)
 
     # ---- one seed -------------------------------------------------------------------
-    def init_seed(self, seed: jax.Array) -> dict[str, Any]:
+    def init_seed(self, seed: jax.Array, settings: Any = None) -> dict[str, Any]:
+        if self.configure is not None and settings is not None:
+            state = self.configured(settings).init_seed(seed)
+            return {**state, "settings": settings}
         root = seed_key(self.base_seed, seed)
         keys = {
             "stream": jax.random.fold_in(root, _KEY_STREAM),
@@ -204,6 +240,8 @@ class Program:
         """
         blocks_per_bin = self.bin_size // self.block_size
         n_labels = len(self.labels) if self.probes else 0
+        if "settings" in state:  # this run's own learner (its settings are traced)
+            self = self.configured(state["settings"])
 
         def bin_body(state, b):
             def block_body(state, j):
@@ -246,9 +284,12 @@ class Program:
             return self
         return dataclasses.replace(self, stream=self.stream.bind(constants))
 
-    def init(self, seeds: jax.Array) -> dict[str, Any]:
-        """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere)."""
-        return self._init(self.constants, seeds)
+    def init(self, seeds: jax.Array, settings: Any = None) -> dict[str, Any]:
+        """Batched state for seed ids ``seeds`` ``[R]`` (leading axis R everywhere) and,
+        with ``configure``, each run's ``settings`` (a pytree of ``[R]`` arrays)."""
+        if self.configure is None:
+            settings = None
+        return self._init(self.constants, seeds, settings)
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], values [K, n_bins, R']):
@@ -262,8 +303,8 @@ class Program:
     # embedded in them (an embedded 150 MB array costs seconds of compilation and several
     # copies in memory), and it carries no seed axis (never copied per seed).
     @functools.partial(jax.jit, static_argnums=0)
-    def _init(self, constants: Any, seeds: jax.Array) -> dict[str, Any]:
-        return jax.vmap(self.bound(constants).init_seed)(seeds)
+    def _init(self, constants: Any, seeds: jax.Array, settings: Any) -> dict[str, Any]:
+        return jax.vmap(self.bound(constants).init_seed)(seeds, settings)
 
     # Region-analysis copy insertion stops XLA CPU from copying every weight matrix in each
     # scan step (measured: the paper's permuted-MNIST MLP 214 → 415 steps/s, bit-identical).

@@ -19,6 +19,7 @@ from ._store import (
     coerce_metrics,
     load,
     load_many,
+    metrics_schema,
     read_config,
     write_config,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "load",
     "load_many",
     "load_study",
+    "metrics_schema",
     "plot_grid",
     "plot_runs",
     "read_config",
