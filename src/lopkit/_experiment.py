@@ -293,12 +293,15 @@ class Experiment:
                 out[key] = _axes.dtype_of(self.benchmark.config, key)
         return out
 
-    def runs(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def runs(self, exact: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(seed ids ``[R]``, ``{swept setting: [R]}``) of the program's R runs: every grid
-        point × every seed (just the seeds when nothing is swept)."""
+        point × every seed (just the seeds when nothing is swept). The settings are typed
+        as the program reads them (float32, int32), or float64 as given with ``exact``
+        (the metrics table's columns)."""
         if not self.axes:
             return self.seed_ids, {}
-        return _axes.run_settings(self.axes, self._dtypes(), self.seed_ids)
+        dtypes = {n: np.float64 for n in self.swept} if exact else self._dtypes()
+        return _axes.run_settings(self.axes, dtypes, self.seed_ids)
 
     def cell(self, point: dict[str, Any]) -> Experiment:
         """The plain experiment of one grid point (its values concrete, nothing swept)."""
@@ -461,6 +464,7 @@ def run_experiment(
     program, error_name = experiment.build()
     r = experiment.run
     seeds, settings = experiment.runs()
+    columns = experiment.runs(exact=True)[1]
     return execute(
         program,
         seeds,
@@ -474,6 +478,7 @@ def run_experiment(
         error_name=error_name,
         stop_after_chunks=stop_after_chunks,
         settings=settings,
+        columns=columns,
         **execute_options,
     )
 

@@ -187,12 +187,14 @@ def execute(
     clock: Callable[[], float] = time.perf_counter,
     log: Callable[[str], None] | None = _stderr,
     settings: dict[str, np.ndarray] | None = None,
+    columns: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``total_bins`` bins for ``seeds``, writing parts and checkpoints.
 
     ``seeds`` ``[R]`` are the seed ids of the R runs; ``settings`` ``{name: [R]}`` each
     run's own settings, for a program with ``configure`` (given to it as one pytree, and
-    recorded as columns of the metrics table).
+    recorded as columns of the metrics table: ``columns``, default the settings, e.g. the
+    values as given, where the settings are their float32 casts).
 
     ``chunk_bins`` 0 sizes chunks by time (:func:`next_chunk_bins`, ``checkpoint_seconds``
     measured with ``clock``); ``log`` receives what the user should know (where a resumed
@@ -203,7 +205,8 @@ def execute(
     """
     say = log or (lambda message: None)
     settings = dict(settings or {})
-    writer = RunWriter(run_dir, settings=tuple(settings))
+    columns = settings if columns is None else dict(columns)
+    writer = RunWriter(run_dir, settings=tuple(columns))
     seed_ids = jnp.asarray(seeds, jnp.int32)
     state = program.init(seed_ids, {n: jnp.asarray(v) for n, v in settings.items()} or None)
     next_bin = 0
@@ -253,7 +256,7 @@ def execute(
                     probes,
                     diverged,
                     error_name,
-                    settings,
+                    columns,
                 ),
             )
             next_bin += n

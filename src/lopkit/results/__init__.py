@@ -8,7 +8,7 @@ The plotting functions import matplotlib on first use, so that the engine, which
 needs :class:`RunWriter`, does not pay for it.
 """
 
-from ._aggregate import early_late, select, summarize
+from ._aggregate import early_late, select, summarize, swept_columns
 from ._io import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from ._store import (
     COLUMNS,
@@ -50,6 +50,7 @@ __all__ = [
     "read_config",
     "select",
     "summarize",
+    "swept_columns",
     "write_config",
     "write_report",
 ]
