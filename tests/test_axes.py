@@ -201,3 +201,23 @@ def test_structural_settings_are_refused_as_lists():
         make_experiment("scr", "l2", {"l2.weight_decay": "1e-3,-1"}, **RUN)
     # a tuple setting is one value, not a list
     assert make_experiment("scr", "backprop", {"hidden": "4,3"}, **RUN).axes == ()
+
+
+def test_equal_programs_built_twice_share_one_compile():
+    compiled = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(kwargs.get("fun_name", ""))
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        counts = []
+        for _ in range(2):  # two experiments, two Program objects, equal configurations
+            program, _ = make_experiment("scr", "l2", {"lr": 0.02}, **RUN).build()
+            state = program.init(jnp.asarray([0, 1], jnp.int32))
+            jax.block_until_ready(program.chunk(state, jnp.asarray(0, jnp.int32), 1))
+            counts.append(sum("_chunk" in name for name in compiled))
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert counts == [1, 1]
