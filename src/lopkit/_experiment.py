@@ -267,13 +267,16 @@ class Experiment:
                 remedies[remedy][sub] = list(values)
             else:
                 bench[key] = list(values)
+        run = _config.to_dict(self.run)
+        if not self.axes:  # meaningless without lists (and runs made before it lack it)
+            del run["vectorize"]
         return {
             "version": CONFIG_VERSION,
             "benchmark": self.benchmark.name,
             "method": self.method,
             "benchmark_config": bench,
             "remedies": remedies,
-            "run": _config.to_dict(self.run),
+            "run": run,
             **({"axes": list(self.swept)} if self.axes else {}),
             **({"chosen": dict(self.chosen)} if self.chosen else {}),
             **({"report": dict(self.report)} if self.report else {}),

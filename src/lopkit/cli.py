@@ -54,7 +54,8 @@ def _remedy_lines(remedy, benchmark=None) -> list[str]:
         if key in own and _config.coerce(remedy.config, key, own[key]) != default:
             generic, default = default, _config.coerce(remedy.config, key, own[key])
             mark = f" [{benchmark.name}; generic {generic!r}]"
-        lines.append(f"      {remedy.name}.{key} = {default!r}{mark}: {help_}")
+        axis = " [list]" if _config.is_axis(remedy.config, key) else ""
+        lines.append(f"      {remedy.name}.{key} = {default!r}{mark}: {help_}{axis}")
     return lines
 
 
@@ -67,9 +68,10 @@ def _list_benchmark(name: str) -> None:
 
     b = get_benchmark(name)
     print(f"{b.name}: {b.summary}  [{b.source}]")
-    print("\nsettings (--set key=value):")
+    print("\nsettings (--set key=value; [list]: may be a list, key=a,b,c, run as one program):")
     for key, default, help_ in _config.describe(b.config):
-        print(f"  {key} = {default!r}: {help_}")
+        axis = " [list]" if _config.is_axis(b.config, key) else ""
+        print(f"  {key} = {default!r}: {help_}{axis}")
     print("\nrun settings it suggests (--steps, --bin-size, … override them):")
     for key, value in b.run_defaults_for(b.config()).items():
         print(f"  {key} = {value!r}")

@@ -277,7 +277,8 @@ def plot_runs(
     caption = _caption(configs, df) if title is None else title
     if caption:
         ax.set_title(caption, fontsize="medium")
-    ax.legend(frameon=False)
+    swept = label_key if label_key in swept_columns(df) else None
+    ax.legend(frameon=False, title=swept, title_fontsize="small")
     return _save(fig, out)
 
 
