@@ -1,12 +1,14 @@
 """`make bench`: throughput of the engine, measured (never asserted by tests).
 
 Slowly-changing regression at the paper's settings (20→5→1, batch 1), backprop and
-continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
+continual backprop, K = 1, 10, 100, 1000 seeds as one program: seed-steps per second with
 compilation excluded (one chunk runs first), then the cost of recording the default
-probes every 10,000 steps, each remedy's speed relative to backprop (on slowly-changing
-regression and on the permuted quick preset), the permuted-inputs MLP against the
-machine's measured bandwidth and matmul rate, the binary-task ConvNet vmapped vs mapped
-sequentially over seeds, and PPO's aggregate env-steps/s (``bench.rl``).
+probes every 10,000 steps, a step-size axis of 10 values × 100 seeds as one program vs
+10 programs (``bench.axes``, compilation included), each remedy's speed relative to
+backprop (on slowly-changing regression and on the permuted quick preset), the
+permuted-inputs MLP against the machine's measured bandwidth and matmul rate, the
+binary-task ConvNet vmapped vs mapped sequentially over seeds, and PPO's aggregate
+env-steps/s (``bench.rl``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def main(quick: bool = False) -> int:
     )
     print("\nslowly-changing regression (20→5→1, batch 1), seed-steps/s, compile excluded:")
     print(f"  {'K':>5} {'backprop':>14} {'cbp':>14} {'cbp/backprop':>13}")
-    for k in (1, 10, 100):
+    for k in (1, 10, 100, 1000):
         bins = 2 if k == 1 else 5
         bp = throughput("backprop", k, bins, repeats=repeats)
         cbp = throughput("cbp", k, bins, repeats=repeats)
@@ -36,6 +38,10 @@ def main(quick: bool = False) -> int:
     base = throughput("backprop", 100, 5, repeats=repeats)
     probed = throughput("backprop", 100, 5, metrics=("dead", "erank", "weights"), repeats=repeats)
     print(f"  without {base:,.0f}  with {probed:,.0f}  overhead {100 * (base / probed - 1):.1f}%")
+    from lopkit.bench.axes import axis_vs_separate, format_axis
+
+    print()
+    print(format_axis(axis_vs_separate(steps=50_000 if quick else 100_000)))
     try:
         from lopkit.bench.remedies import remedy_costs
     except ImportError:
