@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -501,7 +502,7 @@ def _run_cells(
     the swept settings' columns, as the vectorized run writes it."""
     points = _axes.grid(experiment.axes)
     seconds, bins, last = 0.0, 0, {}
-    tables, diverged = [], []
+    tables, states = [], []
     for i, point in enumerate(points):
         cell_dir = out / CELLS_DIR / f"{i:04d}"
         cell = experiment.cell(point)
@@ -516,9 +517,7 @@ def _run_cells(
         )
         seconds += last["seconds"]
         bins += last.get("bins_run", 0)
-        state = last.get("state")
-        k = experiment.run.seeds
-        diverged.append(np.full(k, -1) if state is None else np.asarray(state["diverged_at"]))
+        states.append(last.get("state"))
         if not last["finished"]:
             return {**last, "seconds": seconds, "bins_run": bins}
         table = load(cell_dir).drop(columns="run")
@@ -534,8 +533,30 @@ def _run_cells(
         "seconds": seconds,
         "bins_run": bins,
         "seed_steps_per_second": steps / max(seconds, 1e-9),
-        "state": {"diverged_at": np.concatenate(diverged)},
+        "state": _joined(states, experiment.run.seeds),
     }
+
+
+def _joined(states: list[Any], seeds: int) -> dict[str, Any]:
+    """The cells' final states as one, runs along the leading axis (as the vectorized run's),
+    as far as their structures agree (an optimizer state may differ from cell to cell, e.g.
+    SGD with and without momentum); where a cell was finished before this call (no state),
+    just ``diverged_at`` (−1 there)."""
+    if any(s is None for s in states):
+        diverged = [np.full(seeds, -1) if s is None else s["diverged_at"] for s in states]
+        return {"diverged_at": np.concatenate([np.asarray(d) for d in diverged])}
+    return _join(jax.device_get(states))
+
+
+def _join(trees: list[Any]) -> Any:
+    structures = {jax.tree_util.tree_structure(t) for t in trees}
+    if len(structures) == 1:
+        return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *trees)
+    if all(isinstance(t, dict) for t in trees):
+        common = [k for k in trees[0] if all(k in t for t in trees)]
+        joined = {k: _join([t[k] for t in trees]) for k in common}
+        return {k: v for k, v in joined.items() if v is not None}
+    return None
 
 
 def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:
