@@ -65,7 +65,7 @@ def _resolve(runs: Runs, label_key: str | None) -> tuple[pd.DataFrame, list[str]
         df = runs if "run" in runs.columns else runs.assign(run="")
         order = [str(r) for r in pd.unique(df["run"])]
         dirs: list[Path] = []
-        if label_key is None or label_key in swept_columns(df):
+        if label_key is None:
             labels = {r: r for r in order}
         elif label_key not in df.columns:
             raise ValueError(
@@ -79,8 +79,11 @@ def _resolve(runs: Runs, label_key: str | None) -> tuple[pd.DataFrame, list[str]
         dirs = [Path(runs)] if isinstance(runs, str | os.PathLike) else [Path(d) for d in runs]
         df = load_many(dirs)
         order = [_run_name(d) for d in dirs]
-        if label_key is None or label_key in swept_columns(df):
+        if label_key is None:
             labels = {r: r for r in order}
+        elif label_key in swept_columns(df):  # a setting swept in one program: its values
+            first = df.groupby("run", sort=False, observed=True)[label_key].first()
+            labels = {r: r if pd.isna(first.get(r)) else str(first[r]) for r in order}
         else:
             configs = [read_config(d) for d in dirs]
             labels = {
@@ -111,22 +114,24 @@ def _lines(summary: pd.DataFrame, order, labels: dict, by: str, label_key: str |
         rows = summary[summary["run"] == run]
         if rows.empty:
             continue
-        if not swept:
+        groups = list(rows.groupby(swept, sort=True, dropna=False)) if swept else []
+        if len(groups) <= 1:  # one configuration (e.g. a study's cell): the run's label
             lines.append((labels[run], rows))
             continue
-        for values, s in rows.groupby(swept, sort=True, dropna=False):
+        for values, s in groups:
             point = {k: v for k, v in zip(swept, values, strict=True) if pd.notna(v)}
-            if not point:
-                lines.append((labels[run], s))
-                continue
-            rest = ", ".join(f"{k}={v:g}" for k, v in point.items() if k != label_key)
+            rest = ", ".join(f"{k}={_text(v)}" for k, v in point.items() if k != label_key)
             if label_key in point:
-                label = f"{point[label_key]:g}" + (f" ({rest})" if rest else "")
+                label = _text(point[label_key]) + (f" ({rest})" if rest else "")
                 label += f" [{run}]" if len(order) > 1 else ""
             else:
                 label = f"{labels[run]}: {rest}" if len(order) > 1 or label_key else rest
             lines.append((label, s))
     return lines
+
+
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
 
 
 def _draw(
