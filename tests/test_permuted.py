@@ -264,7 +264,7 @@ def test_quick_preset_backprop_loses_plasticity_and_cbp_keeps_it():
 
 
 def test_throughput_bench_runs_on_a_small_net():
-    from lopkit.bench_permuted import format_throughput, permuted_throughput
+    from lopkit.bench.permuted import format_throughput, permuted_throughput
 
     r = permuted_throughput(sizes=(16, 8, 4), bin_size=20, repeats=1, memory_bytes=1 << 20)
     assert r["flops_per_step"] == 6 * (16 * 8 + 8 * 4) - 2 * 16 * 8

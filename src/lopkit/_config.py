@@ -24,6 +24,10 @@ def field(default: Any, help: str, **checks: Any) -> Any:
     Checks: ``positive=True`` (> 0), ``nonnegative=True`` (>= 0), ``choices=(...)``,
     ``unit_interval=True`` (0 <= x <= 1), ``open_unit=True`` (0 <= x < 1). A tuple must
     hold at least one value unless ``may_be_empty=True``.
+
+    ``axis=True`` marks a continuous setting that only feeds arithmetic (DESIGN §9): it may
+    take a list of values in one run (``--set lr=0.003,0.01``), all of them run as one
+    compiled program; the code that reads it must then accept a traced scalar.
     """
     if isinstance(default, list | dict | set):
         raise TypeError("mutable defaults are not allowed; use a tuple")
@@ -175,6 +179,26 @@ def to_dict(config: Any) -> dict[str, Any]:
         v = getattr(config, f.name)
         out[f.name] = list(v) if isinstance(v, tuple) else v
     return out
+
+
+def static_zero(value: Any) -> bool:
+    """True for a concrete 0; a traced value (a swept setting) is never statically zero, so
+    code that skips work for a zero setting keeps that work when the setting is swept."""
+    return isinstance(value, int | float) and value == 0
+
+
+def is_axis(cls: type, key: str) -> bool:
+    """Whether the field ``key`` of ``cls`` may take a list of values in one program."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    return key in fields and bool(fields[key].metadata.get("axis"))
+
+
+def is_tuple_field(cls: type, key: str) -> bool:
+    """Whether the field ``key`` of ``cls`` holds a tuple (``hidden=100,100`` is one value)."""
+    hint = typing.get_type_hints(cls).get(key)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) is tuple
 
 
 def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:

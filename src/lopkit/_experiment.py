@@ -4,19 +4,27 @@
 seeds=30, steps=1_000_000)`` validates everything up front (unknown names and bad values
 are errors before anything is written), and :func:`run_experiment` writes the run
 directory of DESIGN §6.
+
+A continuous setting may be a list (``"cbp.replacement_rate": "1e-5,1e-4,1e-3"``;
+:mod:`lopkit._axes`): the experiment then runs every grid point × every seed as one
+program whose learner is built from each run's traced settings (``vectorize="values"``),
+or each grid point as its own program (``vectorize="none"``), with the same results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import shutil
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
+import pandas as pd
 
-from lopkit import _config
+from lopkit import _axes, _config
 from lopkit._cache import enable_compilation_cache
 from lopkit._config import field
 from lopkit._errors import ConfigError, LopkitError
@@ -25,8 +33,8 @@ from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 from lopkit.engine._program import Program
 from lopkit.engine._runner import execute
-from lopkit.methods import Context, compose, parse_method, remedy_configs
-from lopkit.results import read_config, write_config
+from lopkit.methods import REMEDIES, Context, compose, parse_method, remedy_configs
+from lopkit.results import RunWriter, load, read_config, write_config
 
 CONFIG_VERSION = 1
 
@@ -63,6 +71,12 @@ class RunConfig:
         "with chunk_bins 0: seconds of work per chunk, so about this often a checkpoint "
         "(the first after one bin)",
         positive=True,
+    )
+    vectorize: str = field(
+        "values",
+        "settings given as lists: values (every value × seed in one program) or none "
+        "(one program per value, run one after another; the same results)",
+        choices=("values", "none"),
     )
 
     def check(self) -> None:
@@ -146,25 +160,53 @@ class Experiment:
     run: RunConfig
     chosen: tuple[tuple[str, str], ...] = ()  # run settings lopkit chose, with why
     report: tuple[tuple[str, Any], ...] = ()  # what the run reports (results._describe)
+    # Swept settings ((name, values), …); config and remedy_configs hold the first values.
+    axes: _axes.Axes = ()
 
     @property
     def method(self) -> str:
         return "+".join(self.method_names)
 
-    def build(self) -> tuple[Program, str]:
-        """The compiled program and the name of the benchmark's error metric."""
-        problem = self.benchmark.build(self.config)
+    @property
+    def swept(self) -> tuple[str, ...]:
+        """The names of the swept settings, in the order given."""
+        return tuple(name for name, _ in self.axes)
+
+    def _learner(self, problem: Any, settings: dict[str, Any]) -> Learner:
+        """The learner with ``settings`` (``{name: value}``, values concrete or traced)
+        in place of the configured values: benchmark settings are optimizer settings,
+        ``remedy.key`` settings go to that remedy's config (its ceiling: the largest
+        values of the axes)."""
+        names = list(self.method_names)
+        optimizer = {**problem.optimizer}
+        remedy_values: dict[str, dict[str, Any]] = {}
+        for key, value in settings.items():
+            if "." in key:
+                remedy, _, sub = key.partition(".")
+                remedy_values.setdefault(remedy, {})[sub] = value
+            else:
+                optimizer[key] = value
+        configs = tuple(
+            dataclasses.replace(c, **remedy_values.get(n, {}))
+            for n, c in zip(names, self.remedy_configs, strict=True)
+        )
+        tops: dict[str, dict[str, Any]] = {}
+        for key, values in self.axes:
+            if "." in key:
+                remedy, _, sub = key.partition(".")
+                tops.setdefault(remedy, {})[sub] = max(values)
+        ceilings = tuple(
+            dataclasses.replace(c, **tops[n]) if n in tops else None
+            for n, c in zip(names, self.remedy_configs, strict=True)
+        )
         draft = problem.make_network(problem.network)
-        lr = problem.optimizer["lr"]
-        method = compose(list(self.method_names), self.remedy_configs, Context(draft, lr))
+        method = compose(names, configs, Context(draft, optimizer["lr"]), ceilings)
         network = method.merged("architecture", problem.network)
         net = problem.make_network(network)
-        optimizer = method.merged("optimizer", problem.optimizer)
-        method = compose(
-            list(self.method_names), self.remedy_configs, Context(net, optimizer["lr"])
-        )
+        optimizer = method.merged("optimizer", optimizer)
+        method = compose(names, configs, Context(net, optimizer["lr"]), ceilings)
         base = (problem.optimizer_fn or make_optimizer)(optimizer)
-        learner = Learner(
+        return Learner(
             net,
             problem.loss_fn,
             problem.error_fn,
@@ -173,6 +215,27 @@ class Experiment:
             base,
             tuple(problem.boundary_events),
         )
+
+    @property
+    def identity(self) -> str:
+        """What the program computes, as text: the resolved config without the settings
+        that only change how it is executed (equal identities share one compilation)."""
+        resolved = self.resolved()
+        resolved["run"] = {
+            k: v for k, v in resolved["run"].items() if k not in EXECUTION_ONLY | {"vectorize"}
+        }
+        return json.dumps(resolved, sort_keys=True, default=str)
+
+    def build(self) -> tuple[Program, str]:
+        """The compiled program and the name of the benchmark's error metric."""
+        problem = self.benchmark.build(self.config)
+        for key in self.swept:
+            if "." not in key and key not in problem.optimizer:
+                raise ConfigError(
+                    f"{self.benchmark.name} does not read {key} as an optimizer setting, so "
+                    f"it cannot take a list here; run one program per value with `lopkit sweep`"
+                )
+        learner = self._learner(problem, {})
         _probes.check(self.run.metrics, learner, problem.stream)
         _check_stream_run(problem.stream, self.run)
         program = Program(
@@ -186,21 +249,36 @@ class Experiment:
             metrics_every=self.run.metrics_every,
             seed_map=problem.seed_map,
             protocol=problem.protocol,
+            configure=(lambda s: self._learner(problem, s)) if self.axes else None,
+            identity=self.identity,
         )
         return program, problem.error_name
 
     def resolved(self) -> dict[str, Any]:
-        """Every setting written out (config.yaml)."""
+        """Every setting written out (config.yaml); a swept setting as its list of values,
+        and ``axes`` naming the swept settings in order."""
+        bench = _config.to_dict(self.config)
+        remedies = {
+            n: _config.to_dict(c)
+            for n, c in zip(self.method_names, self.remedy_configs, strict=True)
+        }
+        for key, values in self.axes:
+            if "." in key:
+                remedy, _, sub = key.partition(".")
+                remedies[remedy][sub] = list(values)
+            else:
+                bench[key] = list(values)
+        run = _config.to_dict(self.run)
+        if not self.axes:  # meaningless without lists (and runs made before it lack it)
+            del run["vectorize"]
         return {
             "version": CONFIG_VERSION,
             "benchmark": self.benchmark.name,
             "method": self.method,
-            "benchmark_config": _config.to_dict(self.config),
-            "remedies": {
-                n: _config.to_dict(c)
-                for n, c in zip(self.method_names, self.remedy_configs, strict=True)
-            },
-            "run": _config.to_dict(self.run),
+            "benchmark_config": bench,
+            "remedies": remedies,
+            "run": run,
+            **({"axes": list(self.swept)} if self.axes else {}),
             **({"chosen": dict(self.chosen)} if self.chosen else {}),
             **({"report": dict(self.report)} if self.report else {}),
         }
@@ -208,6 +286,42 @@ class Experiment:
     @property
     def seed_ids(self) -> np.ndarray:
         return np.arange(self.run.first_seed, self.run.first_seed + self.run.seeds, dtype=np.int32)
+
+    def _dtypes(self) -> dict[str, type]:
+        out = {}
+        for key in self.swept:
+            if "." in key:
+                remedy, _, sub = key.partition(".")
+                out[key] = _axes.dtype_of(REMEDIES[remedy].config, sub)
+            else:
+                out[key] = _axes.dtype_of(self.benchmark.config, key)
+        return out
+
+    def runs(self, exact: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(seed ids ``[R]``, ``{swept setting: [R]}``) of the program's R runs: every grid
+        point × every seed (just the seeds when nothing is swept). The settings are typed
+        as the program reads them (float32, int32), or float64 as given with ``exact``
+        (the metrics table's columns)."""
+        if not self.axes:
+            return self.seed_ids, {}
+        dtypes = {n: np.float64 for n in self.swept} if exact else self._dtypes()
+        return _axes.run_settings(self.axes, dtypes, self.seed_ids)
+
+    def cell(self, point: dict[str, Any]) -> Experiment:
+        """The plain experiment of one grid point (its values concrete, nothing swept)."""
+        bench = {k: v for k, v in point.items() if "." not in k}
+        by_remedy: dict[str, dict[str, Any]] = {}
+        for key, value in point.items():
+            if "." in key:
+                remedy, _, sub = key.partition(".")
+                by_remedy.setdefault(remedy, {})[sub] = value
+        configs = tuple(
+            _config.validate(dataclasses.replace(c, **by_remedy.get(n, {})))
+            for n, c in zip(self.method_names, self.remedy_configs, strict=True)
+        )
+        config = _config.validate(dataclasses.replace(self.config, **bench))
+        run = dataclasses.replace(self.run, vectorize="values")
+        return dataclasses.replace(self, config=config, remedy_configs=configs, run=run, axes=())
 
 
 def _check_stream_run(stream: Any, run: RunConfig) -> None:
@@ -250,7 +364,9 @@ def make_experiment(
     bench = get_benchmark(benchmark)
     names = parse_method(method)
     fields = {f.name for f in dataclasses.fields(bench.config)}
-    bench_settings, remedy_settings, run_settings = split_settings(dict(settings or {}), fields)
+    classes = {n: REMEDIES[n].config for n in names}
+    scalars, axes = _axes.split_lists(dict(settings or {}), bench.config, classes, RunConfig)
+    bench_settings, remedy_settings, run_settings = split_settings(scalars, fields)
     config = _config.build(bench.config, bench_settings)
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults_for(names))
     given = {**run_settings, **{k: v for k, v in run.items() if v is not None}}
@@ -258,8 +374,10 @@ def make_experiment(
     run_values, chosen = _fit_bins({**bench.run_defaults_for(config), **given}, set(given))
     run_config = _config.build(RunConfig, run_values).resolved()
     experiment = Experiment(
-        bench, config, tuple(names), configs, run_config, tuple(sorted(chosen.items()))
+        bench, config, tuple(names), configs, run_config, tuple(sorted(chosen.items())), axes=axes
     )
+    for point in _axes.grid(axes)[1:]:  # every grid point is a valid configuration
+        experiment.cell(point)
     program, error_name = experiment.build()  # refuse invalid combinations before writing
     return dataclasses.replace(experiment, report=report_of(program.stream, error_name))
 
@@ -345,11 +463,15 @@ def run_experiment(
     resuming = prepare_run_dir(out, experiment, resume, overwrite)
     if resuming and (Path(out) / "metrics.parquet").exists():
         return {"finished": True, "seconds": 0.0, "bins_run": 0, "seed_steps_per_second": math.nan}
+    if experiment.axes and experiment.run.vectorize == "none":
+        return _run_cells(experiment, Path(out), progress, stop_after_chunks, **execute_options)
     program, error_name = experiment.build()
     r = experiment.run
+    seeds, settings = experiment.runs()
+    columns = experiment.runs(exact=True)[1]
     return execute(
         program,
-        experiment.seed_ids,
+        seeds,
         r.steps // r.bin_size,
         out,
         chunk_bins=r.chunk_bins,
@@ -359,8 +481,82 @@ def run_experiment(
         progress=progress,
         error_name=error_name,
         stop_after_chunks=stop_after_chunks,
+        settings=settings,
+        columns=columns,
         **execute_options,
     )
+
+
+CELLS_DIR = "cells"
+
+
+def _run_cells(
+    experiment: Experiment,
+    out: Path,
+    progress: bool,
+    stop_after_chunks: int | None,
+    **execute_options: Any,
+) -> dict[str, Any]:
+    """``vectorize="none"``: each grid point a plain run of its own program, in
+    ``out/cells/<i>/`` (each resumable on its own), then one metrics table in ``out`` with
+    the swept settings' columns, as the vectorized run writes it."""
+    points = _axes.grid(experiment.axes)
+    seconds, bins, last = 0.0, 0, {}
+    tables, states = [], []
+    for i, point in enumerate(points):
+        cell_dir = out / CELLS_DIR / f"{i:04d}"
+        cell = experiment.cell(point)
+        resume = (cell_dir / "config.yaml").exists()
+        last = run_experiment(
+            cell,
+            cell_dir,
+            resume=resume,
+            progress=progress,
+            stop_after_chunks=stop_after_chunks,
+            **execute_options,
+        )
+        seconds += last["seconds"]
+        bins += last.get("bins_run", 0)
+        states.append(last.get("state"))
+        if not last["finished"]:
+            return {**last, "seconds": seconds, "bins_run": bins}
+        table = load(cell_dir).drop(columns="run")
+        for j, (name, value) in enumerate(point.items()):
+            table.insert(1 + j, name, float(value))
+        tables.append(table)
+    writer = RunWriter(out, settings=experiment.swept)
+    writer.append(0, pd.concat(tables, ignore_index=True))
+    writer.finalize()
+    steps = bins * experiment.run.bin_size * experiment.run.seeds
+    return {
+        **last,
+        "seconds": seconds,
+        "bins_run": bins,
+        "seed_steps_per_second": steps / max(seconds, 1e-9),
+        "state": _joined(states, experiment.run.seeds),
+    }
+
+
+def _joined(states: list[Any], seeds: int) -> dict[str, Any]:
+    """The cells' final states as one, runs along the leading axis (as the vectorized run's),
+    as far as their structures agree (an optimizer state may differ from cell to cell, e.g.
+    SGD with and without momentum); where a cell was finished before this call (no state),
+    just ``diverged_at`` (−1 there)."""
+    if any(s is None for s in states):
+        diverged = [np.full(seeds, -1) if s is None else s["diverged_at"] for s in states]
+        return {"diverged_at": np.concatenate([np.asarray(d) for d in diverged])}
+    return _join(jax.device_get(states))
+
+
+def _join(trees: list[Any]) -> Any:
+    structures = {jax.tree_util.tree_structure(t) for t in trees}
+    if len(structures) == 1:
+        return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *trees)
+    if all(isinstance(t, dict) for t in trees):
+        common = [k for k in trees[0] if all(k in t for t in trees)]
+        joined = {k: _join([t[k] for t in trees]) for k in common}
+        return {k: v for k, v in joined.items() if v is not None}
+    return None
 
 
 def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:

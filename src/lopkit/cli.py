@@ -13,6 +13,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from lopkit import _axes
 from lopkit._errors import ConfigError, LopkitError
 from lopkit.data._errors import DataError
 
@@ -53,7 +54,8 @@ def _remedy_lines(remedy, benchmark=None) -> list[str]:
         if key in own and _config.coerce(remedy.config, key, own[key]) != default:
             generic, default = default, _config.coerce(remedy.config, key, own[key])
             mark = f" [{benchmark.name}; generic {generic!r}]"
-        lines.append(f"      {remedy.name}.{key} = {default!r}{mark}: {help_}")
+        axis = " [list]" if _config.is_axis(remedy.config, key) else ""
+        lines.append(f"      {remedy.name}.{key} = {default!r}{mark}: {help_}{axis}")
     return lines
 
 
@@ -66,9 +68,10 @@ def _list_benchmark(name: str) -> None:
 
     b = get_benchmark(name)
     print(f"{b.name}: {b.summary}  [{b.source}]")
-    print("\nsettings (--set key=value):")
+    print("\nsettings (--set key=value; [list]: may be a list, key=a,b,c, run as one program):")
     for key, default, help_ in _config.describe(b.config):
-        print(f"  {key} = {default!r}: {help_}")
+        axis = " [list]" if _config.is_axis(b.config, key) else ""
+        print(f"  {key} = {default!r}: {help_}{axis}")
     print("\nrun settings it suggests (--steps, --bin-size, … override them):")
     for key, value in b.run_defaults_for(b.config()).items():
         print(f"  {key} = {value!r}")
@@ -160,6 +163,7 @@ def experiment_of(args: argparse.Namespace):
         "metrics_every": args.metrics_every,
         "checkpoint_every": args.checkpoint_every,
         "checkpoint_seconds": args.checkpoint_seconds,
+        "vectorize": args.vectorize,
     }
     if args.metrics is not None:
         run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
@@ -194,13 +198,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     rate = summary["seed_steps_per_second"]
     unit = summary.get("unit", "seed-step")
+    points = len(_axes.grid(experiment.axes)) if experiment.axes else 0
+    grid = f"{points} values ({', '.join(experiment.swept)}) × " if points else ""
     print(
-        f"{out}: {r.seeds} seeds × {r.steps:,} steps of "
+        f"{out}: {grid}{r.seeds} seeds × {r.steps:,} steps of "
         f"{args.benchmark} with {experiment.method} in {summary['seconds']:.1f} s "
         f"({rate:,.0f} {unit}s/s); results: {out / 'metrics.parquet'}"
     )
     diverged_at = summary["state"]["diverged_at"]
-    line = _diverged_summary(diverged_at, r.seeds, r.bin_size)
+    line = _diverged_summary(diverged_at, len(diverged_at), r.bin_size)
     if line is None:
         return 0
     if (diverged_at >= 0).all():
@@ -357,7 +363,14 @@ def parser() -> argparse.ArgumentParser:
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="any setting, e.g. lr=0.003 or cbp.replacement_rate=1e-4",
+        help="any setting, e.g. lr=0.003 or cbp.replacement_rate=1e-4; a continuous one "
+        "may be a list (lr=0.003,0.01): every value × seed runs in one program",
+    )
+    s.add_argument(
+        "--vectorize",
+        choices=("values", "none"),
+        help="with list settings: values (default: one program for all values × seeds) or "
+        "none (one program per value; the same results)",
     )
     s.add_argument("--out", help="run directory (default runs/<benchmark>-<method>)")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")

@@ -8,7 +8,7 @@ from typing import Any
 
 import optax
 
-from lopkit._config import field
+from lopkit._config import field, static_zero
 from lopkit._errors import ConfigError
 
 
@@ -17,17 +17,18 @@ class OptimizerConfig:
     """SGD (optionally with momentum) or Adam; PyTorch's conventions (Adam ε added to √v̂)."""
 
     optimizer: str = field("sgd", "sgd or adam", choices=("sgd", "adam"))
-    lr: float = field(0.01, "step size α", positive=True)
-    momentum: float = field(0.0, "SGD momentum", open_unit=True)
-    beta1: float = field(0.9, "Adam β1", open_unit=True)
-    beta2: float = field(0.999, "Adam β2", open_unit=True)
-    eps: float = field(1e-8, "Adam ε", positive=True)
+    lr: float = field(0.01, "step size α", positive=True, axis=True)
+    momentum: float = field(0.0, "SGD momentum", open_unit=True, axis=True)
+    beta1: float = field(0.9, "Adam β1", open_unit=True, axis=True)
+    beta2: float = field(0.999, "Adam β2", open_unit=True, axis=True)
+    eps: float = field(1e-8, "Adam ε", positive=True, axis=True)
 
 
 def make_optimizer(c: dict[str, Any]) -> optax.GradientTransformation:
     """The optimizer for a dict with the fields of :class:`OptimizerConfig`."""
     if c["optimizer"] == "sgd":
-        return optax.sgd(c["lr"], momentum=c["momentum"] or None)
+        momentum = None if static_zero(c["momentum"]) else c["momentum"]
+        return optax.sgd(c["lr"], momentum=momentum)
     if c["optimizer"] == "adam":
         return optax.adam(c["lr"], b1=c["beta1"], b2=c["beta2"], eps=c["eps"])
     raise ConfigError(f"unknown optimizer {c['optimizer']!r}; valid: sgd, adam")

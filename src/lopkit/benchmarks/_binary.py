@@ -13,7 +13,7 @@ update, averaged over the task) and, at the end of each task, ``test_accuracy`` 
 task's held-out images — one bin per task (``bin_size = metrics_every = steps per task``).
 
 Seeds are mapped with ``lax.map`` (one after another inside the compiled program): on CPU
-this is faster than ``vmap`` for this network (``lopkit.bench_conv``; docs/benchmarks.md).
+this is faster than ``vmap`` for this network (``lopkit.bench.conv``; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from lopkit.nets._convnet import ConvNet, ConvNetConfig
 from lopkit.streams._binary import BinaryStreamConfig, BinaryTasks
 
 BLOCK_FLOATS = 4_000_000  # at most this many input floats generated at once per seed
-SEED_MAP = "map"  # measured faster than vmap for this net on CPU (lopkit.bench_conv)
+SEED_MAP = "map"  # measured faster than vmap for this net on CPU (lopkit.bench.conv)
 
 
 @dataclasses.dataclass(frozen=True)

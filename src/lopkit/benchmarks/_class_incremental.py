@@ -115,7 +115,10 @@ def make_optimizer_fn(c: ClassIncrementalConfig, stream: ClassIncremental):
 
     def make(o: dict[str, Any]) -> optax.GradientTransformation:
         if o["optimizer"] == "sgd":
-            core = optax.trace(decay=o["momentum"]) if o["momentum"] else optax.identity()
+            if _config.static_zero(o["momentum"]):
+                core = optax.identity()
+            else:
+                core = optax.trace(decay=o["momentum"])
         else:
             core = optax.scale_by_adam(b1=o["beta1"], b2=o["beta2"], eps=o["eps"])
         decay = optax.add_decayed_weights(c.weight_decay) if c.weight_decay else optax.identity()

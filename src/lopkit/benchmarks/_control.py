@@ -80,7 +80,7 @@ class ControlConfig(PPOConfig, OptimizerConfig):
     hidden: tuple[int, ...] = field((256, 256), "hidden widths of each network", positive=True)
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     optimizer: str = field("adam", "sgd or adam", choices=("sgd", "adam"))
-    lr: float = field(1e-4, "step size α", positive=True)
+    lr: float = field(1e-4, "step size α", positive=True, axis=True)
 
     def check(self) -> None:
         PPOConfig.check(self)

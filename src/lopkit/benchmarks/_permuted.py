@@ -26,7 +26,7 @@ DEFAULT_TASKS = 10  # default run length in tasks; the paper's is 800 (--preset 
 class PermutedConfig(PermutedStreamConfig, OptimizerConfig):
     """Online permuted inputs (Dohare et al. 2024): data, learner and optimizer."""
 
-    lr: float = field(0.003, "step size α (paper: SGD 0.003; Adam 1e-4)", positive=True)
+    lr: float = field(0.003, "step size α (paper: SGD 0.003; Adam 1e-4)", positive=True, axis=True)
     hidden: tuple[int, ...] = field((2000, 2000, 2000), "hidden widths", positive=True)
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
 

@@ -32,7 +32,19 @@ Seed state (one seed; the engine vmaps it)::
 
     {"learner": Learner state, "stream": stream state,
      "keys": {"stream", "learner", "probe"}: uint32[2],
-     "prev_task": int32, "diverged_at": int32 (−1 while finite)}
+     "prev_task": int32, "diverged_at": int32 (−1 while finite),
+     "settings": the run's own settings (only with ``configure``)}
+
+Runs, not only seeds. The leading axis is one of *runs*: a seed id and, for a program with
+``configure``, a pytree of per-run settings (e.g. ``{"lr": 0.01, "l2.weight_decay":
+1e-3}``; scalars for one run). ``configure(settings) -> Learner`` builds the learner from
+them inside the compiled program, so H values × K seeds are H·K runs of one program,
+batched exactly as seeds are (DESIGN §9). The engine never looks inside the settings.
+
+Identity. A program built with ``identity`` (a hashable description of everything it
+computes, e.g. the resolved config) equals every program with the same identity, so two
+equal programs built in one process share one compilation (the compiled functions are
+keyed on the program); without it, a program is equal only to itself.
 """
 
 from __future__ import annotations
@@ -72,6 +84,11 @@ class Program:
     pytree of arrays) and ``stream.bind(constants) -> stream``; the compiled functions take
     the data as an argument and run the methods of the bound stream (see
     :mod:`lopkit.streams._base`).
+
+    configure: ``settings -> Learner`` for a program whose runs differ in continuous
+    settings (None: every run uses ``learner``); ``learner`` is then the learner of the
+    first run's values, used for what does not depend on them (shapes, labels).
+    identity: a hashable description for structural equality (None: by identity).
     """
 
     stream: Any
@@ -84,9 +101,28 @@ class Program:
     metrics_every: int
     seed_map: str = "vmap"
     protocol: Any = None  # the benchmark's procedure after each update (Problem.protocol)
+    configure: Any = None  # settings -> Learner (the runs' own continuous settings)
+    identity: Any = None  # hashable: equal identities compute the same (one compile)
+
+    def __eq__(self, other: object) -> bool:
+        if self.identity is None or not isinstance(other, Program):
+            return self is other
+        return self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return id(self) if self.identity is None else hash(("Program", self.identity))
+
+    def configured(self, settings: Any) -> Program:
+        """This program with the learner of one run's ``settings`` (traced scalars)."""
+        if self.configure is None or settings is None:
+            return self
+        return dataclasses.replace(self, learner=self.configure(settings), configure=None)
 
     # ---- one seed -------------------------------------------------------------------
-    def init_seed(self, seed: jax.Array) -> dict[str, Any]:
+    def init_seed(self, seed: jax.Array, settings: Any = None) -> dict[str, Any]:
+        if self.configure is not None and settings is not None:
+            state = self.configured(settings).init_seed(seed)
+            return {**state, "settings": settings}
         root = seed_key(self.base_seed, seed)
         keys = {
             "stream": jax.random.fold_in(root, _KEY_STREAM),
@@ -228,6 +264,8 @@ class Program:
         none were taken).
         """
         blocks_per_bin = self.bin_size // self.block_size
+        if "settings" in state:  # this run's own learner (its settings are traced)
+            self = self.configured(state["settings"])
 
         def bin_body(state, b):
             def block_body(state, j):
@@ -278,14 +316,17 @@ class Program:
             return self
         return dataclasses.replace(self, stream=self.stream.bind(constants))
 
-    def init(self, seeds: jax.Array) -> dict[str, Any]:
-        """Batched state for seed ids ``seeds`` ``[K]`` (leading axis K everywhere); a hosted
+    def init(self, seeds: jax.Array, settings: Any = None) -> dict[str, Any]:
+        """Batched state for seed ids ``seeds`` ``[R]`` (leading axis R everywhere) and,
+        with ``configure``, each run's ``settings`` (a pytree of ``[R]`` arrays); a hosted
         stream's simulators are started too (``state["host"]``)."""
+        if self.configure is None:
+            settings = None
         # strongly typed leaves, as every later state is (a weakly typed leaf, e.g. a log-std
         # filled from a Python float, would make the first call after init compile twice)
         state = jax.tree_util.tree_map(
             lambda x: jax.lax.convert_element_type(x, x.dtype) if x.weak_type else x,
-            self._init(self.constants, seeds),
+            self._init(self.constants, seeds, settings),
         )
         if self.hosted:
             host = self.stream.host_init(self.base_seed, np.asarray(seeds))
@@ -351,22 +392,30 @@ class Program:
     )
     def _fed_block(self, constants: Any, state: dict[str, Any], feed: Any, block_index):
         program = self.bound(constants)
-        run = jax.vmap(program._block, in_axes=(0, None, 0), axis_name=SEED_AXIS)
+
+        def one(state, block_index, feed):  # each run's own learner, as run_bins
+            return program.configured(state.get("settings"))._block(state, block_index, feed)
+
+        run = jax.vmap(one, in_axes=(0, None, 0), axis_name=SEED_AXIS)
         state, (total, records) = run(state, block_index, feed)
         return state, total, records
 
     @functools.partial(jax.jit, static_argnums=0)
     def _host_bin(self, constants: Any, state: dict[str, Any], b, totals, records):
         program = self.bound(constants)
-        run = jax.vmap(program._bin_values, in_axes=(0, None, 0, 0), axis_name=SEED_AXIS)
+
+        def one(state, b, totals, records):
+            return program.configured(state.get("settings"))._bin_values(state, b, totals, records)
+
+        run = jax.vmap(one, in_axes=(0, None, 0, 0), axis_name=SEED_AXIS)
         return run(state, b, totals, records)
 
     # A stream's shared data set is an argument of the compiled functions, not a constant
     # embedded in them (an embedded 150 MB array costs seconds of compilation and several
     # copies in memory), and it carries no seed axis (never copied per seed).
     @functools.partial(jax.jit, static_argnums=0)
-    def _init(self, constants: Any, seeds: jax.Array) -> dict[str, Any]:
-        return jax.vmap(self.bound(constants).init_seed)(seeds)
+    def _init(self, constants: Any, seeds: jax.Array, settings: Any) -> dict[str, Any]:
+        return jax.vmap(self.bound(constants).init_seed)(seeds, settings)
 
     # Region-analysis copy insertion stops XLA CPU from copying every weight matrix in each
     # scan step (measured: the paper's permuted-MNIST MLP 214 → 415 steps/s, bit-identical).

@@ -48,12 +48,15 @@ def chunk_rows(
     probes: np.ndarray,
     diverged_at: np.ndarray,
     error_name: str,
+    columns: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """Tidy rows of one chunk. errors ``[K, B]``, probes ``[K, B, R']`` (the stream's
-    records, then the probes: :meth:`Program.run_bins`), diverged_at ``[K]``.
+    """Tidy rows of one chunk. errors ``[R, B]``, probes ``[R, B, R']`` (the stream's
+    records, then the probes: :meth:`Program.run_bins`), diverged_at ``[R]``, for R runs:
+    ``seeds`` ``[R]`` their seed ids, ``columns`` ``{name: [R]}`` further per-run columns
+    (the swept settings), placed after ``seed``.
 
     Records get a row in every bin (NaN where the bin counted nothing, e.g. no episode
-    ended); probes in the bins where they were taken. A seed's values at and after the bin
+    ended); probes in the bins where they were taken. A run's values at and after the bin
     where its loss became non-finite are NaN (masked), and a ``diverged`` row (value 1)
     records the step at which that happened.
     """
@@ -64,10 +67,12 @@ def chunk_rows(
     starts = ends - program.bin_size
     masked = (diverged_at[:, None] >= 0) & (ends[None, :] > diverged_at[:, None])
     errors = np.where(masked, np.nan, errors)
+    runs = np.arange(k)
+    every_bin = np.repeat(runs, n_bins)
     frames = [
         pd.DataFrame(
             {
-                "seed": np.repeat(seeds, n_bins),
+                "run": every_bin,
                 "step": np.tile(ends, k),
                 "metric": error_name,
                 "layer": "",
@@ -80,7 +85,7 @@ def chunk_rows(
         frames.append(
             pd.DataFrame(
                 {
-                    "seed": np.repeat(seeds, n_bins),
+                    "run": every_bin,
                     "step": np.tile(ends, k),
                     "metric": metric,
                     "layer": "",
@@ -95,7 +100,7 @@ def chunk_rows(
             frames.append(
                 pd.DataFrame(
                     {
-                        "seed": seeds,
+                        "run": runs,
                         "step": ends[b],
                         "metric": metric,
                         "layer": layer,
@@ -108,7 +113,7 @@ def chunk_rows(
         frames.append(
             pd.DataFrame(
                 {
-                    "seed": seeds[new],
+                    "run": runs[new],
                     "step": diverged_at[new].astype(np.int64),
                     "metric": "diverged",
                     "layer": "",
@@ -116,7 +121,13 @@ def chunk_rows(
                 }
             )
         )
-    return pd.concat(frames, ignore_index=True)
+    rows = pd.concat(frames, ignore_index=True)
+    index = rows.pop("run").to_numpy()
+    per_run = {"seed": np.asarray(seeds)[index]}
+    per_run.update({name: np.asarray(v)[index] for name, v in (columns or {}).items()})
+    for i, (name, values) in enumerate(per_run.items()):
+        rows.insert(i, name, values)
+    return rows
 
 
 def next_chunk_bins(seconds_per_bin: float | None, target_seconds: float, remaining: int) -> int:
@@ -175,8 +186,15 @@ def execute(
     checkpoint_seconds: float = 60.0,
     clock: Callable[[], float] = time.perf_counter,
     log: Callable[[str], None] | None = _stderr,
+    settings: dict[str, np.ndarray] | None = None,
+    columns: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) ``total_bins`` bins for ``seeds``, writing parts and checkpoints.
+
+    ``seeds`` ``[R]`` are the seed ids of the R runs; ``settings`` ``{name: [R]}`` each
+    run's own settings, for a program with ``configure`` (given to it as one pytree, and
+    recorded as columns of the metrics table: ``columns``, default the settings, e.g. the
+    values as given, where the settings are their float32 casts).
 
     ``chunk_bins`` 0 sizes chunks by time (:func:`next_chunk_bins`, ``checkpoint_seconds``
     measured with ``clock``); ``log`` receives what the user should know (where a resumed
@@ -186,9 +204,11 @@ def execute(
     finished or interrupted, the bins of each chunk, the final state.
     """
     say = log or (lambda message: None)
-    writer = RunWriter(run_dir)
+    settings = dict(settings or {})
+    columns = settings if columns is None else dict(columns)
+    writer = RunWriter(run_dir, settings=tuple(columns))
     seed_ids = jnp.asarray(seeds, jnp.int32)
-    state = program.init(seed_ids)
+    state = program.init(seed_ids, {n: jnp.asarray(v) for n, v in settings.items()} or None)
     next_bin = 0
     total_steps = total_bins * program.bin_size
     if resume:
@@ -229,7 +249,14 @@ def execute(
             writer.append(
                 next_bin,
                 chunk_rows(
-                    program, np.asarray(seeds), next_bin, errors, probes, diverged, error_name
+                    program,
+                    np.asarray(seeds),
+                    next_bin,
+                    errors,
+                    probes,
+                    diverged,
+                    error_name,
+                    columns,
                 ),
             )
             next_bin += n

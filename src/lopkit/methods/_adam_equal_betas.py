@@ -22,7 +22,7 @@ from lopkit.methods._base import Context, Parts, Remedy
 class AdamEqualBetasConfig:
     """Adam with β1 = β2 = β (Lyle et al. 2023; Dohare et al. 2024 PPO: 0.99)."""
 
-    beta: float = field(0.99, "β1 = β2 = β", open_unit=True)
+    beta: float = field(0.99, "β1 = β2 = β", open_unit=True, axis=True)
 
 
 def _build(config: AdamEqualBetasConfig, ctx: Context) -> Parts:

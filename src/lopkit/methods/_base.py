@@ -66,11 +66,16 @@ class Context(NamedTuple):
     """What a remedy may look at when it builds its parts.
 
     net: the network (``unit_layers``, ``init_layer``, ``names``, ``output_layer``).
-    learning_rate: the optimizer's step size α.
+    learning_rate: the optimizer's step size α (a traced scalar when it is swept).
+    ceiling: the remedy's own config with every swept setting at the largest value it takes
+    in the program (concrete numbers; None when none of its settings is swept). The config
+    a remedy builds from then holds traced scalars; what must be static (a shape, such as
+    how many units one step may replace) is sized from the ceiling.
     """
 
     net: Any
     learning_rate: float
+    ceiling: Any = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -62,12 +62,14 @@ class CBPConfig:
     settings (ρ 1e-4, m 100, η 0.99); other benchmarks set their own."""
 
     replacement_rate: float = field(
-        1e-4, "ρ: fraction of eligible units replaced per step", unit_interval=True
+        1e-4, "ρ: fraction of eligible units replaced per step", unit_interval=True, axis=True
     )
     maturity_threshold: int = field(
-        100, "m: a unit is eligible once its age exceeds m", nonnegative=True
+        100, "m: a unit is eligible once its age exceeds m", nonnegative=True, axis=True
     )
-    decay_rate: float = field(0.99, "η: decay of the utility's running average", open_unit=True)
+    decay_rate: float = field(
+        0.99, "η: decay of the utility's running average", open_unit=True, axis=True
+    )
     utility: str = field(
         "contribution",
         "utility type",
@@ -148,6 +150,21 @@ def select_replacements(
     return idx, active, pending
 
 
+def fresh_slots(key: jax.Array, params: Any, layer: UnitLayer, k: int) -> jax.Array:
+    """Fresh incoming weights for ``k`` replacement slots, slot j drawn from its own key
+    (``key`` for slot 0, ``fold_in(key, j)`` after), so that what the first slots get does
+    not depend on ``k``: a run whose ρ is swept beside larger values (a larger ``k``)
+    replaces its units with exactly the weights it would draw alone."""
+    first = fresh_incoming(key, params, layer, 1)
+    if k == 1:
+        return first
+    rest = jax.vmap(
+        lambda j: fresh_incoming(jax.random.fold_in(key, j), params, layer, 1)[..., 0],
+        out_axes=-1,
+    )(jnp.arange(1, k))
+    return jnp.concatenate([first, rest], axis=-1)
+
+
 def next_bias_path(layer: UnitLayer) -> tuple[str, ...]:
     """The bias of the layer the unit layer feeds (``(next, "w")`` → ``(next, "b")``)."""
     return (*layer.outgoing[:-1], "b")
@@ -165,7 +182,8 @@ def corrected_next_bias(
 
 def _build(config: CBPConfig, ctx: Context) -> Parts:
     layers = require_unit_layers(ctx, "cbp")
-    ks = [max_replacements(config.replacement_rate, layer.units) for layer in layers]
+    rate = (ctx.ceiling or config).replacement_rate  # a swept ρ is traced: size by its largest
+    ks = [max_replacements(rate, layer.units) for layer in layers]
     adaptable = config.utility == "adaptable_contribution"
     eta = config.decay_rate
     if config.next_bias_correction:
@@ -213,7 +231,7 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
             if config.next_bias_correction:
                 corrected = extra["mean_activation"] / (1.0 - eta ** age.astype(jnp.float32))
                 p = corrected_next_bias(p, layer, idx, active, corrected)
-            fresh = fresh_incoming(jax.random.fold_in(key, i), p, layer, k)
+            fresh = fresh_slots(jax.random.fold_in(key, i), p, layer, k)
             p, o = reset_units_everywhere(
                 p, o, layer, idx, active, fresh, reset_moments=config.reset_optimizer_moments
             )

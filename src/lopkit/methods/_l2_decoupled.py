@@ -25,7 +25,10 @@ class L2DecoupledConfig:
     """
 
     weight_decay: float = field(
-        1e-4, "λ: after each step θ ← θ − α·λ·θ (α the step size)", nonnegative=True
+        1e-4,
+        "λ: after each step θ ← θ − α·λ·θ (α the step size)",
+        nonnegative=True,
+        axis=True,
     )
 
 

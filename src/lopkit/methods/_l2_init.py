@@ -31,7 +31,7 @@ class L2InitConfig:
     """L2-Init (Kumar et al. 2024). λ was swept over 1e-2 … 1e-5 there; the default 1e-3 is
     the middle of that grid. Benchmarks set their own."""
 
-    weight_decay: float = field(1e-3, "λ: g ← g + λ(θ − θ₀)", nonnegative=True)
+    weight_decay: float = field(1e-3, "λ: g ← g + λ(θ − θ₀)", nonnegative=True, axis=True)
 
 
 def add_init_offset(weight_decay: float) -> optax.GradientTransformation:

@@ -47,11 +47,14 @@ class ReDoConfig:
     """ReDo (Sokar et al. 2023): τ 0.1, every 1000 steps."""
 
     threshold: float = field(
-        0.1, "τ: units with dormancy score s_i ≤ τ are recycled", nonnegative=True
+        0.1, "τ: units with dormancy score s_i ≤ τ are recycled", nonnegative=True, axis=True
     )
     reset_every: int = field(1000, "F: steps between recycling checks", positive=True)
     decay_rate: float = field(
-        0.99, "η of the running mean of |h| (0: the step's batch only)", open_unit=True
+        0.99,
+        "η of the running mean of |h| (0: the step's batch only)",
+        open_unit=True,
+        axis=True,
     )
     reset_count: bool = field(False, "also reset the optimizer's step counts on recycling")
 

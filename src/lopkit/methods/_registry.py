@@ -140,6 +140,17 @@ def remedy_configs(
     return tuple(configs)
 
 
-def compose(names: list[str], configs: tuple[Any, ...], ctx: Context) -> Composed:
-    parts = tuple(REMEDIES[n].build(c, ctx) for n, c in zip(names, configs, strict=True))
+def compose(
+    names: list[str],
+    configs: tuple[Any, ...],
+    ctx: Context,
+    ceilings: tuple[Any, ...] | None = None,
+) -> Composed:
+    """The composed method; ``ceilings`` (one per remedy, or None) go to each remedy's
+    :attr:`Context.ceiling` when its config holds swept (traced) settings."""
+    ceilings = ceilings or (None,) * len(names)
+    parts = tuple(
+        REMEDIES[n].build(c, ctx._replace(ceiling=top))
+        for n, c, top in zip(names, configs, ceilings, strict=True)
+    )
     return Composed(tuple(names), configs, parts)

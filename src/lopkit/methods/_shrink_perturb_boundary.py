@@ -29,8 +29,10 @@ class ShrinkPerturbBoundaryConfig:
     """θ ← λθ + ε at each task start (Ash & Adams 2020). They sweep λ ∈ (0, 1) and small σ;
     the defaults λ 0.8, σ 0.01 are those of common public JAX implementations."""
 
-    shrink: float = field(0.8, "λ: the parameters are multiplied by λ", unit_interval=True)
-    noise_std: float = field(0.01, "σ of the perturbation", nonnegative=True)
+    shrink: float = field(
+        0.8, "λ: the parameters are multiplied by λ", unit_interval=True, axis=True
+    )
+    noise_std: float = field(0.01, "σ of the perturbation", nonnegative=True, axis=True)
     noise: str = field(
         "gaussian",
         "gaussian: ε ~ N(0, σ²); init: ε = σ × a fresh draw of the network's initialization",

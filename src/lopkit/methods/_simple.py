@@ -6,7 +6,7 @@ import dataclasses
 
 import optax
 
-from lopkit._config import field
+from lopkit._config import field, static_zero
 from lopkit.methods._base import Context, EmptyConfig, Parts, Remedy
 from lopkit.methods._transforms import add_param_noise, add_scaled_params
 
@@ -33,7 +33,7 @@ class L2Config:
     continual ImageNet 3e-6. Benchmarks set their own default.
     """
 
-    weight_decay: float = field(1e-4, "λ, added as λθ to the gradient", nonnegative=True)
+    weight_decay: float = field(1e-4, "λ, added as λθ to the gradient", nonnegative=True, axis=True)
 
 
 def _l2(config: L2Config, ctx: Context) -> Parts:
@@ -56,15 +56,16 @@ class ShrinkPerturbConfig:
     Ash & Adams 2020, applied continually rather than once at a task boundary)."""
 
     weight_decay: float = field(
-        1e-4, "λ, added as λθ to the gradient (the shrink)", nonnegative=True
+        1e-4, "λ, added as λθ to the gradient (the shrink)", nonnegative=True, axis=True
     )
     noise_std: float = field(
-        1e-5, "σ of the Gaussian noise added to every parameter", nonnegative=True
+        1e-5, "σ of the Gaussian noise added to every parameter", nonnegative=True, axis=True
     )
 
 
 def _shrink_perturb(config: ShrinkPerturbConfig, ctx: Context) -> Parts:
-    update = add_param_noise(config.noise_std) if config.noise_std > 0 else optax.identity()
+    noise = config.noise_std
+    update = optax.identity() if static_zero(noise) else add_param_noise(noise)
     return Parts(gradient=add_scaled_params(config.weight_decay), update=update)
 
 

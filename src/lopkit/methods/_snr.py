@@ -35,7 +35,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
@@ -50,10 +49,13 @@ class SNRConfig:
     """SNR (Farias & Jozefiak 2025): percentile 0.99 (authors' code); τ_min 100 steps."""
 
     percentile: float = field(
-        0.99, "q: reset when a silence exceeds the q-quantile of the unit's law", open_unit=True
+        0.99,
+        "q: reset when a silence exceeds the q-quantile of the unit's law",
+        open_unit=True,
+        axis=True,
     )
     min_threshold: int = field(
-        100, "τ_min: no unit is reset before this many silent steps", positive=True
+        100, "τ_min: no unit is reset before this many silent steps", positive=True, axis=True
     )
 
 
@@ -69,8 +71,11 @@ def silence_threshold(total: jax.Array, count: jax.Array, config: SNRConfig) -> 
     """τ per unit from its interval sum and count (float ``[units]``)."""
     rate = jnp.where(count > 0, count / jnp.maximum(total, 1.0), 1.0)
     rate = jnp.clip(rate, 1e-12, 1.0 - 1e-7)
-    tau = jnp.ceil(math.log(1.0 - config.percentile) / jnp.log1p(-rate))
-    return jnp.maximum(jnp.where(count > 0, tau, 0.0), float(config.min_threshold))
+    # jnp, not math: a swept percentile or threshold is a traced scalar
+    level = jnp.log1p(-jnp.asarray(config.percentile, jnp.float32))
+    tau = jnp.ceil(level / jnp.log1p(-rate))
+    floor = jnp.asarray(config.min_threshold, jnp.float32)
+    return jnp.maximum(jnp.where(count > 0, tau, 0.0), floor)
 
 
 def _build(config: SNRConfig, ctx: Context) -> Parts:

@@ -42,11 +42,15 @@ from lopkit.methods._base import Context, Parts, Remedy
 class UPGDConfig:
     """UPGD (Elsayed & Mahmood 2024); defaults from the official implementation."""
 
-    beta_utility: float = field(0.999, "β: decay of the utility's running average", open_unit=True)
-    noise_std: float = field(1e-3, "σ of the perturbation ξ added to g", nonnegative=True)
-    weight_decay: float = field(1e-3, "wd: θ ← θ(1 − α·wd) each step", nonnegative=True)
+    beta_utility: float = field(
+        0.999, "β: decay of the utility's running average", open_unit=True, axis=True
+    )
+    noise_std: float = field(
+        1e-3, "σ of the perturbation ξ added to g", nonnegative=True, axis=True
+    )
+    weight_decay: float = field(1e-3, "wd: θ ← θ(1 − α·wd) each step", nonnegative=True, axis=True)
     step_scale: float = field(
-        1.0, "s: 1 as in the paper; 2 as in the official README code", positive=True
+        1.0, "s: 1 as in the paper; 2 as in the official README code", positive=True, axis=True
     )
 
 

@@ -31,7 +31,10 @@ class WeightClipConfig:
     """Weight clipping (Elsayed et al. 2024); κ 1 is the official implementation's default."""
 
     kappa: float = field(
-        1.0, "κ: parameters are clamped to ±κ × their layer's init bound", positive=True
+        1.0,
+        "κ: parameters are clamped to ±κ × their layer's init bound",
+        positive=True,
+        axis=True,
     )
     clip_output: bool = field(True, "also clamp the output layer")
 

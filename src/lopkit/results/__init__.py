@@ -8,7 +8,7 @@ The plotting functions import matplotlib on first use, so that the engine, which
 needs :class:`RunWriter`, does not pay for it.
 """
 
-from ._aggregate import early_late, select, summarize
+from ._aggregate import early_late, select, summarize, swept_columns
 from ._io import atomic_write_bytes, atomic_write_parquet, atomic_write_text
 from ._store import (
     COLUMNS,
@@ -19,6 +19,7 @@ from ._store import (
     coerce_metrics,
     load,
     load_many,
+    metrics_schema,
     read_config,
     write_config,
 )
@@ -43,11 +44,13 @@ __all__ = [
     "load",
     "load_many",
     "load_study",
+    "metrics_schema",
     "plot_grid",
     "plot_runs",
     "read_config",
     "select",
     "summarize",
+    "swept_columns",
     "write_config",
     "write_report",
 ]

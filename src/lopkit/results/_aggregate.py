@@ -8,6 +8,10 @@ drops out: non-finite values are excluded and ``n`` counts the finite ones.
 Both functions take a tidy metrics table as returned by :func:`lopkit.results.load` /
 ``load_many`` (columns run, seed, step, metric, layer, value). A table without a ``run``
 column (e.g. a bare part written by the engine) is treated as one run named ``""``.
+
+A run that swept settings in one program has one column per swept setting (DESIGN §9):
+its rows with the same values are one configuration, so the aggregates group by those
+columns too (:func:`swept_columns`); runs without them (NaN there) group as before.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["early_late", "select", "summarize"]
+__all__ = ["early_late", "select", "summarize", "swept_columns"]
+
+# The columns of a metrics table (and ``task``, added by task-binned plots); any other
+# column is a swept setting.
+TABLE_COLUMNS = ("run", "seed", "step", "metric", "layer", "value", "task")
+
+
+def swept_columns(df: pd.DataFrame) -> list[str]:
+    """The swept settings' columns of a metrics table (e.g. ``["l2.weight_decay", "lr"]``)."""
+    return [c for c in df.columns if c not in TABLE_COLUMNS]
 
 
 def select(df: pd.DataFrame, metric: str, layer: str = "") -> pd.DataFrame:
@@ -58,15 +71,16 @@ def _mean_se_n(grouped) -> pd.DataFrame:
 def summarize(df: pd.DataFrame, metric: str, layer: str = "", by: str = "step") -> pd.DataFrame:
     """Mean and standard error over seeds of ``metric`` at ``layer``, per run and ``by``.
 
-    Returns a frame with columns ``run``, ``<by>`` (``step`` by default), ``mean``, ``se``,
-    ``n``: one row per (run, by), sorted by both. ``mean`` is the mean of the finite values
-    (NaN when there are none), ``n`` their count, ``se`` = std(ddof=1) / sqrt(n), NaN when
-    n < 2.
+    Returns a frame with columns ``run``, the swept settings' columns (if any),
+    ``<by>`` (``step`` by default), ``mean``, ``se``, ``n``: one row per (run, settings,
+    by), sorted by them. ``mean`` is the mean of the finite values (NaN when there are
+    none), ``n`` their count, ``se`` = std(ddof=1) / sqrt(n), NaN when n < 2.
     """
     rows = select(df, metric, layer)
     if by not in rows.columns:
         raise ValueError(f"summarize: no column {by!r} to group by")
-    grouped = rows.groupby(["run", by], sort=True, observed=True)["value"]
+    keys = ["run", *[c for c in swept_columns(rows) if c != by], by]
+    grouped = rows.groupby(keys, sort=True, observed=True, dropna=False)["value"]
     return _mean_se_n(grouped).reset_index()
 
 
@@ -87,18 +101,20 @@ def early_late(
     (ddof = 1, NaN with fewer than two seeds) are taken over the seeds whose window
     average is finite — so a seed that diverged before the late window counts early only.
 
-    Returns a frame with one row per run and columns ``run``, ``early``, ``early_se``,
-    ``late``, ``late_se``, ``n_seeds`` (seeds of the run with any row for the metric),
-    ``early_n``, ``late_n`` (seeds that entered each average).
+    Returns a frame with one row per run (per run and values of the swept settings, whose
+    columns follow ``run``) and columns ``run``, ``early``, ``early_se``, ``late``,
+    ``late_se``, ``n_seeds`` (seeds of the run with any row for the metric), ``early_n``,
+    ``late_n`` (seeds that entered each average).
     """
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
     rows = select(df, metric, layer)
+    swept = swept_columns(rows)
     records = []
-    for run, g in rows.groupby("run", sort=True, observed=True):
+    for key, g in rows.groupby(["run", *swept], sort=True, observed=True, dropna=False):
         steps = np.sort(g["step"].unique())
         k = _window(len(steps), fraction)
-        record = {"run": run}
+        record = dict(zip(["run", *swept], key, strict=True))
         for name, window in (("early", steps[:k]), ("late", steps[-k:])):
             in_window = g[g["step"].isin(window)]
             per_seed = in_window.groupby("seed", observed=True)["value"].mean().dropna()
@@ -108,6 +124,7 @@ def early_late(
             record[f"{name}_n"] = n
         record["n_seeds"] = g["seed"].nunique()
         records.append(record)
-    columns = ["run", "early", "early_se", "late", "late_se", "n_seeds", "early_n", "late_n"]
+    columns = ["run", *swept, "early", "early_se", "late", "late_se", "n_seeds", "early_n"]
+    columns.append("late_n")
     out = pd.DataFrame.from_records(records, columns=columns)
     return out.astype({"n_seeds": "int64", "early_n": "int64", "late_n": "int64"})

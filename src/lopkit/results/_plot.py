@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from ._aggregate import select, summarize
+from ._aggregate import select, summarize, swept_columns
 from ._describe import metric_label, reported_metric, task_of_step, y_label
 from ._io import atomic_write_bytes
 from ._store import _run_name, load_many, read_config
@@ -81,6 +81,9 @@ def _resolve(runs: Runs, label_key: str | None) -> tuple[pd.DataFrame, list[str]
         order = [_run_name(d) for d in dirs]
         if label_key is None:
             labels = {r: r for r in order}
+        elif label_key in swept_columns(df):  # a setting swept in one program: its values
+            first = df.groupby("run", sort=False, observed=True)[label_key].first()
+            labels = {r: r if pd.isna(first.get(r)) else str(first[r]) for r in order}
         else:
             configs = [read_config(d) for d in dirs]
             labels = {
@@ -101,13 +104,43 @@ def _style(ax, logy: bool, x: str = "step") -> None:
         ax.set_yscale("log")
 
 
-def _draw(ax, df, metric: str, layer: str, order: Sequence[str], labels: dict, by="step") -> None:
-    """One line per run (mean over seeds) with a ±1 standard error band."""
-    summary = summarize(df, metric, layer, by=by)
-    for i, run in enumerate(order):
-        s = summary[summary["run"] == run]
-        if s.empty:
+def _lines(summary: pd.DataFrame, order, labels: dict, by: str, label_key: str | None):
+    """(label, rows) of every line: one per run, and within a run that swept settings in
+    one program one per combination of their values, labelled by them (``label_key`` a
+    swept setting: its value first, the other settings after it)."""
+    swept = [c for c in swept_columns(summary) if c not in (by, "mean", "se", "n")]
+    lines = []
+    for run in order:
+        rows = summary[summary["run"] == run]
+        if rows.empty:
             continue
+        groups = list(rows.groupby(swept, sort=True, dropna=False)) if swept else []
+        if len(groups) <= 1:  # one configuration (e.g. a study's cell): the run's label
+            lines.append((labels[run], rows))
+            continue
+        for values, s in groups:
+            point = {k: v for k, v in zip(swept, values, strict=True) if pd.notna(v)}
+            rest = ", ".join(f"{k}={_text(v)}" for k, v in point.items() if k != label_key)
+            if label_key in point:
+                label = _text(point[label_key]) + (f" ({rest})" if rest else "")
+                label += f" [{run}]" if len(order) > 1 else ""
+            else:
+                label = f"{labels[run]}: {rest}" if len(order) > 1 or label_key else rest
+            lines.append((label, s))
+    return lines
+
+
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float | np.number) else str(value)
+
+
+def _draw(
+    ax, df, metric: str, layer: str, order: Sequence[str], labels: dict, by="step", label_key=None
+) -> None:
+    """One line per run (mean over seeds) with a ±1 standard error band; a run that swept
+    settings draws one line per combination of their values."""
+    summary = summarize(df, metric, layer, by=by)
+    for i, (label, s) in enumerate(_lines(summary, order, labels, by, label_key)):
         step = s[by].to_numpy()
         mean = s["mean"].to_numpy()
         se = np.nan_to_num(s["se"].to_numpy())
@@ -117,7 +150,7 @@ def _draw(ax, df, metric: str, layer: str, order: Sequence[str], labels: dict, b
             mean,
             color=color,
             linewidth=1.5,
-            label=labels[run],
+            label=label,
             marker="o" if len(s) == 1 else None,
         )
         ax.fill_between(step, mean - se, mean + se, color=color, alpha=0.2, linewidth=0)
@@ -167,9 +200,9 @@ def _on_tasks(df: pd.DataFrame, configs: dict, x: str, bin_tasks: int | None) ->
     if not bin_tasks:
         return out
     out["task"] = ((out["task"] - 1) // bin_tasks + 1) * bin_tasks
-    keys = ["run", "seed", "metric", "layer", "task"]
+    keys = ["run", *swept_columns(out), "seed", "metric", "layer", "task"]
     # mean of the finite values of each group (a diverged seed's NaNs stay out of it)
-    return out.groupby(keys, sort=False, observed=True, as_index=False).agg(
+    return out.groupby(keys, sort=False, observed=True, as_index=False, dropna=False).agg(
         step=("step", "max"), value=("value", "mean")
     )
 
@@ -239,7 +272,7 @@ def plot_runs(
     fig = Figure(figsize=(5.0, 3.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    _draw(ax, data, metric, layer, order, labels, by=x)
+    _draw(ax, data, metric, layer, order, labels, by=x, label_key=label_key)
     _style(ax, logy, x)
     first = next(iter(configs.values()), {})
     layers = _layers_of(df, metric)
@@ -249,7 +282,8 @@ def plot_runs(
     caption = _caption(configs, df) if title is None else title
     if caption:
         ax.set_title(caption, fontsize="medium")
-    ax.legend(frameon=False)
+    swept = label_key if label_key in swept_columns(df) else None
+    ax.legend(frameon=False, title=swept, title_fontsize="small")
     return _save(fig, out)
 
 
@@ -278,7 +312,7 @@ def plot_grid(
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (metric, layer) in zip(axes, panels, strict=True):
-        _draw(ax, df, metric, layer, order, labels)
+        _draw(ax, df, metric, layer, order, labels, label_key=label_key)
         _style(ax, logy=False)
         ax.set_title(_label_of(df, metric, layer), fontsize="medium")
     legend = {}  # label -> handle, over all panels: a run may lack some metric

@@ -20,6 +20,11 @@ columns of :data:`METRICS_SCHEMA`:
 ``value``  float64   NaN where the seed had diverged and is masked
 =========  ========  ==================================================================
 
+A run that sweeps continuous settings in one program (``--set lr=0.003,0.01``; DESIGN §9)
+has one further float64 column per swept setting, named by the setting (``lr``,
+``l2.weight_decay``), after ``seed``: a row belongs to the run of that seed *and* those
+values.
+
 Every file is written atomically (:mod:`lopkit.results._io`), so a reader — ``load`` on
 a run in progress, or a run killed at any instant — sees only whole parts.
 """
@@ -50,6 +55,7 @@ __all__ = [
     "coerce_metrics",
     "load",
     "load_many",
+    "metrics_schema",
     "read_config",
     "write_config",
 ]
@@ -69,6 +75,14 @@ METRICS_SCHEMA = pa.schema(
     ]
 )
 COLUMNS: tuple[str, ...] = tuple(METRICS_SCHEMA.names)
+
+
+def metrics_schema(settings: tuple[str, ...] = ()) -> pa.Schema:
+    """The metrics schema with a float64 column per swept setting, after ``seed``."""
+    fields = list(METRICS_SCHEMA)
+    return pa.schema(fields[:1] + [(name, pa.float64()) for name in settings] + fields[1:])
+
+
 SORT_KEYS = ["metric", "layer", "seed", "step"]
 
 
@@ -147,25 +161,31 @@ def _text(col: pd.Series) -> pd.Series:
     return col.astype(str)
 
 
-def coerce_metrics(df: pd.DataFrame) -> pd.DataFrame:
-    """Check that ``df`` has exactly the metrics columns and cast them to their dtypes.
+def coerce_metrics(df: pd.DataFrame, settings: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Check that ``df`` has exactly the metrics columns (and one per swept setting in
+    ``settings``) and cast them to their dtypes.
 
-    Returns a new frame with columns in :data:`COLUMNS` order and a fresh RangeIndex.
+    Returns a new frame with columns in :func:`metrics_schema` order and a fresh RangeIndex.
     Raises ValueError naming any missing or extra column, or a column that cannot be cast.
     """
-    missing = [c for c in COLUMNS if c not in df.columns]
-    extra = [c for c in df.columns if c not in COLUMNS]
+    expected = metrics_schema(tuple(settings)).names
+    missing = [c for c in expected if c not in df.columns]
+    extra = [c for c in df.columns if c not in expected]
     if missing or extra:
         parts = []
         if missing:
             parts.append(f"missing column(s) {missing}")
         if extra:
             parts.append(f"unexpected column(s) {extra}")
-        raise ValueError(f"metrics table: {'; '.join(parts)}; expected exactly {list(COLUMNS)}")
+        raise ValueError(f"metrics table: {'; '.join(parts)}; expected exactly {expected}")
     try:
+        swept = {
+            name: pd.to_numeric(df[name], errors="raise").astype("float64") for name in settings
+        }
         out = pd.DataFrame(
             {
                 "seed": _integral(df["seed"], "int32"),
+                **swept,
                 "step": _integral(df["step"], "int64"),
                 "metric": _text(df["metric"]),
                 "layer": _text(df["layer"]),
@@ -177,10 +197,17 @@ def coerce_metrics(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def settings_of(schema: pa.Schema) -> tuple[str, ...]:
+    """The swept-setting columns of a metrics file's schema (none for a plain run)."""
+    return tuple(n for n in schema.names if n not in COLUMNS)
+
+
 def _read_table(paths: list[Path]) -> pd.DataFrame:
-    tables = [pq.read_table(p, schema=METRICS_SCHEMA) for p in paths]
-    table = pa.concat_tables(tables) if tables else METRICS_SCHEMA.empty_table()
-    return coerce_metrics(table.to_pandas())
+    settings = settings_of(pq.read_schema(paths[0])) if paths else ()
+    schema = metrics_schema(settings)
+    tables = [pq.read_table(p, schema=schema) for p in paths]
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return coerce_metrics(table.to_pandas(), settings)
 
 
 # --------------------------------------------------------------------------- writer
@@ -207,8 +234,10 @@ class RunWriter:
     ``discard_parts_after(c)`` drops the parts the interrupted run wrote later.
     """
 
-    def __init__(self, run_dir: str | os.PathLike):
+    def __init__(self, run_dir: str | os.PathLike, settings: tuple[str, ...] = ()):
         self.run_dir = Path(run_dir)
+        self.settings = tuple(settings)  # the swept settings' columns
+        self.schema = metrics_schema(self.settings)
         self.parts_dir = self.run_dir / PARTS_DIR
         self.metrics_path = self.run_dir / METRICS_FILE
 
@@ -225,8 +254,8 @@ class RunWriter:
             raise FileExistsError(
                 f"run {str(self.run_dir)!r} is already finalized ({METRICS_FILE} exists)"
             )
-        table = coerce_metrics(df)
-        return atomic_write_parquet(self.part_path(int(chunk)), table, schema=METRICS_SCHEMA)
+        table = coerce_metrics(df, self.settings)
+        return atomic_write_parquet(self.part_path(int(chunk)), table, schema=self.schema)
 
     def discard_parts_after(self, chunk: int) -> list[int]:
         """Delete the parts of chunks > ``chunk`` and stale temp files of interrupted
@@ -249,9 +278,15 @@ class RunWriter:
         Returns the path of ``metrics.parquet``."""
         parts = _parts(self.parts_dir)
         if parts or not self.metrics_path.exists():
-            df = _read_table([p for _, p in parts])
-            df = df.sort_values(SORT_KEYS, kind="stable", ignore_index=True)
-            atomic_write_parquet(self.metrics_path, df, schema=METRICS_SCHEMA)
+            if parts:
+                df = _read_table([p for _, p in parts])
+            else:
+                df = coerce_metrics(self.schema.empty_table().to_pandas(), self.settings)
+            settings = tuple(c for c in df.columns if c not in COLUMNS)
+            keys = SORT_KEYS[:2] + list(settings) + SORT_KEYS[2:]
+            df = df.sort_values(keys, kind="stable", ignore_index=True)
+            df = coerce_metrics(df, settings)
+            atomic_write_parquet(self.metrics_path, df, schema=metrics_schema(settings))
         if self.parts_dir.exists():
             shutil.rmtree(self.parts_dir)
         return self.metrics_path

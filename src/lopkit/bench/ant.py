@@ -13,7 +13,7 @@ MJX (``--mjx``) is built for accelerators; on a CPU its rollouts are slow and it
 long, so there it runs a shorter rollout (``--mjx-rollout``, default 256 on a CPU, 2,048
 on an accelerator) with the official 10 × 16 minibatches.
 
-    python -m lopkit.bench_ant [--seeds 1 8 32] [--mjx]
+    python -m lopkit.bench.ant [--seeds 1 8 32] [--mjx]
 """
 
 from __future__ import annotations

@@ -1,58 +1,25 @@
 """`make bench`: throughput of the engine, measured (never asserted by tests).
 
 Slowly-changing regression at the paper's settings (20→5→1, batch 1), backprop and
-continual backprop, K = 1, 10, 100 seeds as one program: seed-steps per second with
+continual backprop, K = 1, 10, 100, 1000 seeds as one program: seed-steps per second with
 compilation excluded (one chunk runs first), then the cost of recording the default
-probes every 10,000 steps, each remedy's speed relative to backprop (on slowly-changing
-regression and on the permuted quick preset), the permuted-inputs MLP against the
-machine's measured bandwidth and matmul rate, the binary-task ConvNet vmapped vs mapped
-sequentially over seeds, and PPO's aggregate env-steps/s (``bench_rl``; Ant, host and
-MJX back-ends: ``bench_ant``).
+probes every 10,000 steps, a step-size axis of 10 values × 100 seeds as one program vs
+10 programs (``bench.axes``, compilation included), each remedy's speed relative to
+backprop (on slowly-changing regression and on the permuted quick preset), the
+permuted-inputs MLP against the machine's measured bandwidth and matmul rate, the
+binary-task ConvNet vmapped vs mapped sequentially over seeds, and PPO's aggregate
+env-steps/s (``bench.rl``; Ant, host and MJX back-ends:
+``bench.ant``).
 """
 
 from __future__ import annotations
 
 import platform
 import resource
-import time
 
 import jax
-import jax.numpy as jnp
 
-from lopkit._experiment import make_experiment
-
-BIN = 10_000
-
-
-def chunk_throughput(program, seed_ids, bins: int, repeats: int = 1) -> float:
-    """Best-of-``repeats`` seed-steps/s of ``program`` over ``bins`` bins per call.
-
-    One chunk runs first (compilation and warm-up excluded); each timed call continues the
-    same state, so every call runs new steps.
-    """
-    state = program.init(jnp.asarray(seed_ids, jnp.int32))
-    state, errors, _ = program.chunk(state, jnp.int32(0), bins)
-    jax.block_until_ready((state, errors))
-    best = 0.0
-    for r in range(repeats):
-        start = time.perf_counter()
-        state, errors, _ = program.chunk(state, jnp.int32(bins * (r + 1)), bins)
-        jax.block_until_ready((state, errors))
-        steps = bins * program.bin_size * len(seed_ids)
-        best = max(best, steps / (time.perf_counter() - start))
-    return best
-
-
-def throughput(
-    method: str, seeds: int, bins: int = 5, metrics: tuple[str, ...] = (), repeats: int = 2
-) -> float:
-    """Best-of-``repeats`` seed-steps/s on slowly-changing regression (compile excluded)."""
-    metrics_every = BIN if metrics else 0
-    e = make_experiment(
-        "scr", method, seeds=seeds, steps=BIN * bins, metrics=metrics, metrics_every=metrics_every
-    )
-    program, _ = e.build()
-    return chunk_throughput(program, e.seed_ids, bins, repeats)
+from lopkit.bench._timing import throughput
 
 
 def main(quick: bool = False) -> int:
@@ -63,7 +30,7 @@ def main(quick: bool = False) -> int:
     )
     print("\nslowly-changing regression (20→5→1, batch 1), seed-steps/s, compile excluded:")
     print(f"  {'K':>5} {'backprop':>14} {'cbp':>14} {'cbp/backprop':>13}")
-    for k in (1, 10, 100):
+    for k in (1, 10, 100, 1000):
         bins = 2 if k == 1 else 5
         bp = throughput("backprop", k, bins, repeats=repeats)
         cbp = throughput("cbp", k, bins, repeats=repeats)
@@ -72,8 +39,12 @@ def main(quick: bool = False) -> int:
     base = throughput("backprop", 100, 5, repeats=repeats)
     probed = throughput("backprop", 100, 5, metrics=("dead", "erank", "weights"), repeats=repeats)
     print(f"  without {base:,.0f}  with {probed:,.0f}  overhead {100 * (base / probed - 1):.1f}%")
+    from lopkit.bench.axes import axis_vs_separate, format_axis
+
+    print()
+    print(format_axis(axis_vs_separate(steps=50_000 if quick else 100_000)))
     try:
-        from lopkit.bench_remedies import remedy_costs
+        from lopkit.bench.remedies import remedy_costs
     except ImportError:
         remedy_costs = None
     if remedy_costs is not None:
@@ -81,25 +52,25 @@ def main(quick: bool = False) -> int:
         for name, rate, rel in remedy_costs(k=100):
             print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
     if remedy_costs is not None:
-        from lopkit.bench_remedies import permuted_quick_costs
+        from lopkit.bench.remedies import permuted_quick_costs
 
         print("\npermuted quick preset (digits, 64→100→100→100→10, 10 seeds), probes off:")
         for name, rate, rel in permuted_quick_costs(repeats=repeats):
             print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
-    from lopkit.bench_permuted import format_throughput, permuted_throughput
+    from lopkit.bench.permuted import format_throughput, permuted_throughput
 
     print()
     print(format_throughput(permuted_throughput(repeats=repeats)))
-    from lopkit import bench_conv
+    from lopkit.bench import conv as bench_conv
 
     print()
     bench_conv.main(seeds=4, repeats=1)
-    from lopkit import bench_rl
+    from lopkit.bench import rl as bench_rl
 
     print()
     bench_rl.main(repeats=repeats)
     try:
-        from lopkit import bench_ant
+        from lopkit.bench import ant as bench_ant
     except ImportError:  # mujoco and gymnasium are the `rl` extra
         bench_ant = None
     if bench_ant is not None:

@@ -7,7 +7,7 @@ alone (K rollouts with the current policies, vmapped, compiled the same way), an
 update as the rest. Target (DESIGN §5): ≥ 100,000 aggregate env-steps/s at K = 64 on 2
 CPU cores; the official code runs about 580 env-steps/s per process on Ant.
 
-    python -m lopkit.bench_rl [K …]
+    python -m lopkit.bench.rl [K …]
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ is run first (compile + warm-up), then the next chunk of ``steps`` steps is time
 ``jax.block_until_ready``. Reported: seed-steps per second (K × steps / seconds) and the
 ratio to backprop's (DESIGN §5: CBP within 2× of backprop).
 
-    python -m lopkit.bench_remedies --seeds 100 --steps 200000
-    python -m lopkit.bench_remedies --permuted --only backprop cbp
+    python -m lopkit.bench.remedies --seeds 100 --steps 200000
+    python -m lopkit.bench.remedies --permuted --only backprop cbp
 """
 
 from __future__ import annotations
