@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test test-all bench lint venv clean
 
 venv: $(STAMP)
 
@@ -17,8 +17,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/lopkit demo
 
+# Tests on separate cores (most are single-threaded; an xdist_group runs on one worker).
+# `make test` skips the tests marked slow (paper-direction results on small problems,
+# multi-process and MJX runs: about as long again); `make test-all` runs every test.
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup  # tests on separate cores (most are single-threaded); an xdist_group runs on one worker
+	$(PYTEST) -m "not slow"
+
+test-all: $(STAMP)
+	$(PYTEST)
 
 bench: $(STAMP)
 	$(BIN)/lopkit bench

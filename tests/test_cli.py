@@ -168,6 +168,14 @@ def test_diverged_summary_names_how_many_and_when():
     assert line.startswith("2 of 3 seeds diverged") and "step 5, 3,000" in line
 
 
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One small finished scr run, shared by the tests that only read it."""
+    run = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["run", "scr", "--seeds", "2", *FAST, "--out", str(run)]) == 0
+    return run
+
+
 @pytest.mark.parametrize(
     "argv, fragment",
     [
@@ -181,9 +189,8 @@ def test_diverged_summary_names_how_many_and_when():
         (["list", "scrr"], "did you mean 'scr'?"),
     ],
 )
-def test_paths_and_empty_values_get_a_clear_error(capsys, tmp_path, argv, fragment):
-    run = tmp_path / "run"
-    assert _run(capsys, "run", "scr", "--seeds", "2", *FAST, "--out", str(run))[0] == 0
+def test_paths_and_empty_values_get_a_clear_error(capsys, tmp_path, finished_run, argv, fragment):
+    run = finished_run
     file = tmp_path / "fig.png"
     file.write_bytes(b"precious")
     (tmp_path / "figs").mkdir()
