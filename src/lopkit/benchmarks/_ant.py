@@ -35,8 +35,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import optax
-
 from lopkit import _config
 from lopkit._config import field, to_dict
 from lopkit._errors import ConfigError
@@ -45,8 +43,8 @@ from lopkit.benchmarks._base import (
     Benchmark,
     OptimizerConfig,
     Problem,
-    make_optimizer,
 )
+from lopkit.benchmarks._control import clipped_optimizer
 from lopkit.nets._activations import ACTIVATIONS
 from lopkit.rl._agent import ActorCritic, ActorCriticConfig
 from lopkit.rl._ppo import PPOConfig, ppo_loss
@@ -169,11 +167,7 @@ def build(c: AntBenchmarkConfig) -> Problem:
     def loss(out, batch):
         return ppo_loss(out, batch, ppo, False)[0]
 
-    def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
-        base = make_optimizer(o)
-        if c.max_grad_norm > 0:
-            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
-        return base
+    optimizer_fn = clipped_optimizer(c.max_grad_norm)
 
     d = to_dict(c)
     return Problem(

@@ -138,11 +138,7 @@ def build(c: ControlConfig) -> Problem:
     def loss(out, batch):
         return ppo_loss(out, batch, ppo, discrete)[0]
 
-    def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
-        base = make_optimizer(o)
-        if c.max_grad_norm > 0:
-            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
-        return base
+    optimizer_fn = clipped_optimizer(c.max_grad_norm)
 
     d = to_dict(c)
     return Problem(
@@ -199,3 +195,16 @@ CONTROL = Benchmark(
     },
     run_defaults=run_defaults,
 )
+
+
+def clipped_optimizer(max_grad_norm: float):
+    """The benchmark's optimizer from its settings dict, after clipping the gradient's global
+    norm to ``max_grad_norm`` (0: no clipping) — PPO's optimizer, for control and ant."""
+
+    def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
+        base = make_optimizer(o)
+        if max_grad_norm > 0:
+            return optax.chain(optax.clip_by_global_norm(max_grad_norm), base)
+        return base
+
+    return optimizer_fn

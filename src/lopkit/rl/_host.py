@@ -35,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from lopkit.rl._ppo import PPOConfig, log_prob, sample
-from lopkit.rl._rollout import ppo_batches
+from lopkit.rl._rollout import PPOBlocks, ppo_batches
 from lopkit.streams._base import Block
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class HostRolloutStream:
+class HostRolloutStream(PPOBlocks):
     """K host envs (one per seed) played in lockstep by the learners' Gaussian policies.
 
     make_envs(base_seed, seeds) → an env collection with :class:`~lopkit.mujoco_envs.AntEnvs`'
@@ -67,22 +67,6 @@ class HostRolloutStream:
     @property
     def records(self) -> tuple[str, ...]:
         return ("return", "episode_length", "task", self.change)
-
-    @property
-    def block_steps(self) -> int:
-        return self.ppo.batch
-
-    @property
-    def updates_per_block(self) -> int:
-        return self.ppo.updates
-
-    @property
-    def batch_size(self) -> int:
-        return self.ppo.batch // self.ppo.minibatches
-
-    @property
-    def max_probe_size(self) -> int:
-        return self.ppo.batch
 
     # ---- traced, per seed -----------------------------------------------------------
     def init(self, key: jax.Array) -> dict[str, Any]:

@@ -28,12 +28,12 @@ import jax
 import jax.numpy as jnp
 
 from lopkit.rl._ppo import PPOConfig, log_prob, sample
-from lopkit.rl._rollout import ppo_batches
+from lopkit.rl._rollout import PPOBlocks, ppo_batches
 from lopkit.streams._base import Block
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class MjxRolloutStream:
+class MjxRolloutStream(PPOBlocks):
     """Ant-v4 in MJX for one seed, with its friction schedule, played by the learner."""
 
     friction: Any  # lopkit.mujoco_envs.FrictionConfig
@@ -52,22 +52,6 @@ class MjxRolloutStream:
         from lopkit.mujoco_envs import MjxAnt
 
         object.__setattr__(self, "env", MjxAnt(self.env_config))
-
-    @property
-    def block_steps(self) -> int:
-        return self.ppo.batch
-
-    @property
-    def updates_per_block(self) -> int:
-        return self.ppo.updates
-
-    @property
-    def batch_size(self) -> int:
-        return self.ppo.batch // self.ppo.minibatches
-
-    @property
-    def max_probe_size(self) -> int:
-        return self.ppo.batch
 
     def value(self, state: dict[str, Any]) -> jax.Array:
         """The friction in effect: value ``index`` of the seed's sequence."""

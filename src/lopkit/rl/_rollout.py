@@ -95,8 +95,30 @@ def ppo_batches(ppo: PPOConfig, traj: dict[str, jax.Array], last_value: jax.Arra
     return data["x"], x, batches
 
 
+class PPOBlocks:
+    """What the engine reads of a PPO stream with a ``ppo: PPOConfig`` field: a block is one
+    rollout of every env of the agent, updated ``epochs × minibatches`` times."""
+
+    @property
+    def block_steps(self) -> int:
+        """Env steps per block (one rollout of every env of the agent)."""
+        return self.ppo.batch
+
+    @property
+    def updates_per_block(self) -> int:
+        return self.ppo.updates
+
+    @property
+    def batch_size(self) -> int:
+        return self.ppo.batch // self.ppo.minibatches
+
+    @property
+    def max_probe_size(self) -> int:
+        return self.ppo.batch
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
-class RolloutStream:
+class RolloutStream(PPOBlocks):
     """A gymnax control task with a per-seed schedule of changes, played by the learner."""
 
     env_name: str
@@ -131,22 +153,6 @@ class RolloutStream:
     def records(self) -> tuple[str, ...]:
         return ("return", "episode_length", "task") + ((self.change,) if self.physics else ())
 
-    @property
-    def block_steps(self) -> int:
-        """Env steps per block (one rollout of every env of the agent)."""
-        return self.ppo.batch
-
-    @property
-    def updates_per_block(self) -> int:
-        return self.ppo.updates
-
-    @property
-    def batch_size(self) -> int:
-        return self.ppo.batch // self.ppo.minibatches
-
-    @property
-    def max_probe_size(self) -> int:
-        return self.ppo.batch
 
     # ---- the schedule ---------------------------------------------------------------
     def _value(self, state_key: jax.Array, task: jax.Array) -> jax.Array:
