@@ -39,15 +39,13 @@ from lopkit import _config
 from lopkit._config import field, to_dict
 from lopkit._errors import ConfigError
 from lopkit.benchmarks._base import (
-    OPTIMIZER_FIELDS,
     Benchmark,
     OptimizerConfig,
     Problem,
 )
-from lopkit.benchmarks._control import clipped_optimizer
+from lopkit.benchmarks._control import ppo_problem
 from lopkit.nets._activations import ACTIVATIONS
-from lopkit.rl._agent import ActorCritic, ActorCriticConfig
-from lopkit.rl._ppo import PPOConfig, ppo_loss
+from lopkit.rl._ppo import PPOConfig
 
 BACKENDS = ("host", "mjx")
 SCHEDULES = ("slippery", "constant")  # lopkit.mujoco_envs.SCHEDULES (imported lazily)
@@ -153,33 +151,7 @@ def build(c: AntBenchmarkConfig) -> Problem:
         raise ConfigError(
             f"the ant benchmark needs mujoco and gymnasium ({err}); pip install -e '.[rl]'"
         ) from None
-    network = {
-        "observations": c.observations,
-        "actions": ACTIONS,
-        "discrete": False,
-        "hidden": c.hidden,
-        "activation": c.activation,
-        "init": "lecun",
-        "log_std_init": c.log_std_init,
-    }
-    ppo = ppo_settings(c)
-
-    def loss(out, batch):
-        return ppo_loss(out, batch, ppo, False)[0]
-
-    optimizer_fn = clipped_optimizer(c.max_grad_norm)
-
-    d = to_dict(c)
-    return Problem(
-        stream=stream,
-        network=network,
-        make_network=lambda n: ActorCritic(_config.build(ActorCriticConfig, n)),
-        loss_fn=loss,
-        error_fn=loss,
-        error_name="loss",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
-        optimizer_fn=optimizer_fn,
-    )
+    return ppo_problem(c, stream, ppo_settings(c), c.observations, ACTIONS, False)
 
 
 def run_defaults(c: AntBenchmarkConfig) -> dict[str, Any]:

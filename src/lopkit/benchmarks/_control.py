@@ -124,33 +124,7 @@ def build(c: ControlConfig) -> Problem:
         change_scale=c.change_scale,
         ppo=ppo,
     )
-    network = {
-        "observations": stream.observations,
-        "actions": stream.actions,
-        "discrete": stream.discrete,
-        "hidden": c.hidden,
-        "activation": c.activation,
-        "init": "lecun",
-        "log_std_init": c.log_std_init,
-    }
-    discrete = stream.discrete
-
-    def loss(out, batch):
-        return ppo_loss(out, batch, ppo, discrete)[0]
-
-    optimizer_fn = clipped_optimizer(c.max_grad_norm)
-
-    d = to_dict(c)
-    return Problem(
-        stream=stream,
-        network=network,
-        make_network=make_agent,
-        loss_fn=loss,
-        error_fn=loss,
-        error_name="loss",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
-        optimizer_fn=optimizer_fn,
-    )
+    return ppo_problem(c, stream, ppo, stream.observations, stream.actions, stream.discrete)
 
 
 def run_defaults(c: ControlConfig) -> dict[str, Any]:
@@ -197,14 +171,41 @@ CONTROL = Benchmark(
 )
 
 
-def clipped_optimizer(max_grad_norm: float):
-    """The benchmark's optimizer from its settings dict, after clipping the gradient's global
-    norm to ``max_grad_norm`` (0: no clipping) — PPO's optimizer, for control and ant."""
+
+def ppo_problem(
+    c: Any, stream: Any, ppo: PPOConfig, observations: int, actions: int, discrete: bool
+) -> Problem:
+    """The PPO agent's problem (control and ant): separate policy and value MLPs of
+    ``c.hidden`` (LeCun init, state-independent log-std), the clipped PPO loss as both loss
+    and reported error, the optimizer of ``c``'s optimizer fields after clipping the
+    gradient's global norm to ``c.max_grad_norm`` (0: none)."""
+    network = {
+        "observations": observations,
+        "actions": actions,
+        "discrete": discrete,
+        "hidden": c.hidden,
+        "activation": c.activation,
+        "init": "lecun",
+        "log_std_init": c.log_std_init,
+    }
+
+    def loss(out, batch):
+        return ppo_loss(out, batch, ppo, discrete)[0]
 
     def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
         base = make_optimizer(o)
-        if max_grad_norm > 0:
-            return optax.chain(optax.clip_by_global_norm(max_grad_norm), base)
+        if c.max_grad_norm > 0:
+            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
         return base
 
-    return optimizer_fn
+    d = to_dict(c)
+    return Problem(
+        stream=stream,
+        network=network,
+        make_network=make_agent,
+        loss_fn=loss,
+        error_fn=loss,
+        error_name="loss",
+        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer_fn=optimizer_fn,
+    )
