@@ -124,3 +124,23 @@ def test_blocks_continue_the_bits_across_boundaries():
     state, a = stream.block(state, jax.random.PRNGKey(1), jnp.int32(0), 50)
     _, b = stream.block(state, jax.random.PRNGKey(2), jnp.int32(50), 50)
     np.testing.assert_array_equal(a.x[-1, 0, :15], b.x[0, 0, :15])
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        SCRStreamConfig(flip_period=30),
+        SCRStreamConfig(flip_period=30, flip_one=True, target="paper_text"),
+        SCRStreamConfig(flip_period=7, batch_size=3, num_bits=12, flipping_bits=6),
+        SCRStreamConfig(flip_period=30, num_bits=30, flipping_bits=10),  # 20 free bits: no table
+    ],
+)
+def test_block_targets_equal_the_target_network_on_the_block_inputs(config):
+    # The block reads targets from a (flip state × free-bit code) table; they must be
+    # exactly the target network's outputs on the inputs it returns, changes included.
+    stream = SlowlyChangingRegression(config)
+    state = stream.init(jax.random.PRNGKey(3))
+    for i in range(3):
+        state, block = stream.block(state, jax.random.PRNGKey(10 + i), jnp.int32(i * 50), 50)
+        np.testing.assert_array_equal(block.y, ltu_target(state["target"], block.x))
+        assert block.x.shape == (50, config.batch_size, config.num_bits)

@@ -127,40 +127,87 @@ class SlowlyChangingRegression:
         bits = jax.random.bernoulli(kbits, 0.5, (c.flipping_bits,)).astype(jnp.float32)
         return {"target": target, "bits": bits}
 
-    def flipping_bits(self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int) -> jax.Array:
-        """The flipping bits at steps start … start+n−1, given ``bits`` before ``start``.
+    def flip_states(
+        self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int
+    ) -> tuple[jax.Array, jax.Array]:
+        """The flipping bits of steps start … start+n−1, given ``bits`` before ``start``, as
+        ``(states [C+1, f], index [n])``: step t has ``states[index[t]]``; ``states[0]`` is
+        ``bits`` and ``states[c]`` the bits after the c-th change in the block.
 
-        Returns ``[n, f]``. A change happens at every step t > 0 with t mod T = 0.
+        A change happens at every step t > 0 with t mod T = 0, so a block holds at most
+        C = ⌊n / T⌋ + 1 of them; one draw is made per possible change (a bit index, or f
+        fresh bits), not one per step.
         """
         c = self.config
         steps = start + jnp.arange(n)
         change = (steps % c.flip_period == 0) & (steps > 0)
+        index = jnp.cumsum(change.astype(jnp.int32))  # changes so far in this block, at t
+        most = n // c.flip_period + 1
         if c.flip_one:
-            which = jax.random.randint(key, (n,), 0, c.flipping_bits)
-            flips = jax.nn.one_hot(which, c.flipping_bits, dtype=jnp.int32) * change[:, None]
-            parity = jnp.cumsum(flips, axis=0) % 2
-            return jnp.abs(bits[None, :] - parity.astype(jnp.float32))
-        draws = jax.random.bernoulli(key, 0.5, (n, c.flipping_bits)).astype(jnp.float32)
-        last = jax.lax.cummax(jnp.where(change, jnp.arange(n), -1))
-        return jnp.where((last >= 0)[:, None], draws[jnp.maximum(last, 0)], bits[None, :])
+            which = jax.random.randint(key, (most,), 0, c.flipping_bits)
+            flips = jax.nn.one_hot(which, c.flipping_bits, dtype=jnp.int32)
+            parity = (jnp.cumsum(flips, axis=0) % 2).astype(jnp.float32)
+            after = jnp.abs(bits[None, :] - parity)
+        else:
+            after = jax.random.bernoulli(key, 0.5, (most, c.flipping_bits)).astype(jnp.float32)
+        return jnp.concatenate([bits[None, :], after]), index
+
+    def flipping_bits(self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int) -> jax.Array:
+        """``[n, f]``: the flipping bits at steps start … start+n−1 (:meth:`flip_states`)."""
+        states, index = self.flip_states(bits, key, start, n)
+        return states[index]
+
+    def _free(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+        """``shape + [m − f]`` fresh i.i.d. bits (uint32 0/1): the bits of uniform 32-bit
+        words, one word per 32 free bits (the same distribution as one draw per bit)."""
+        free_bits = self.config.num_bits - self.config.flipping_bits
+        words = jax.random.bits(key, (*shape, -(-free_bits // 32)), jnp.uint32)
+        j = jnp.arange(free_bits, dtype=jnp.uint32)
+        return (words[..., j // 32] >> (j % 32)) & jnp.uint32(1)
 
     def _inputs(self, flipping: jax.Array, key: jax.Array, batch: int) -> jax.Array:
         """[n, f] flipping bits → [n, batch, m] inputs with fresh i.i.d. bits appended."""
         c = self.config
         n = flipping.shape[0]
-        free = jax.random.bernoulli(key, 0.5, (n, batch, c.num_bits - c.flipping_bits))
+        free = self._free(key, (n, batch)).astype(jnp.float32)
         fixed = jnp.broadcast_to(flipping[:, None, :], (n, batch, c.flipping_bits))
-        return jnp.concatenate([fixed, free.astype(jnp.float32)], axis=-1)
+        return jnp.concatenate([fixed, free], axis=-1)
 
     def block(
         self, state: dict[str, Any], key: jax.Array, start: jax.Array, n: int
     ) -> tuple[dict[str, Any], Block]:
+        c = self.config
         k_flip, k_free = jax.random.split(key)
-        flipping = self.flipping_bits(state["bits"], k_flip, start, n)
-        x = self._inputs(flipping, k_free, self.batch_size)
-        y = ltu_target(state["target"], x)
-        task = (start + jnp.arange(n)) // self.config.flip_period
-        return {**state, "bits": flipping[-1]}, Block(x, y, task)
+        states, index = self.flip_states(state["bits"], k_flip, start, n)
+        free = self._free(k_free, (n, self.batch_size))
+        fixed = jnp.broadcast_to(states[index][:, None, :], (n, self.batch_size, c.flipping_bits))
+        x = jnp.concatenate([fixed, free.astype(jnp.float32)], axis=-1)
+        y = self._targets(state["target"], states, index, free, x)
+        task = (start + jnp.arange(n)) // c.flip_period
+        return {**state, "bits": states[index[-1]]}, Block(x, y, task)
+
+    def _targets(self, target, states, index, free, x) -> jax.Array:
+        """``ltu_target(target, x)``, exactly, from tables when the free bits are few.
+
+        Every pre-activation is a sum of ±1 weights over 0/1 inputs plus a ±1 bias: an
+        integer, exact in float32 however it is summed. So with F = m − f ≤ 8 free bits the
+        output is read from a table ``[C+1 flip states, 2^F free-bit codes]`` built once per
+        block, instead of an m × H product per step (the product dominated the run time).
+        """
+        c = self.config
+        free_bits = c.num_bits - c.flipping_bits
+        if free_bits > 8:
+            return ltu_target(target, x)
+        codes = jnp.arange(2**free_bits, dtype=jnp.uint32)
+        code_bits = ((codes[:, None] >> jnp.arange(free_bits, dtype=jnp.uint32)) & 1).astype(
+            jnp.float32
+        )
+        w = target["w"]
+        pre = (states @ w[: c.flipping_bits])[:, None, :] + (code_bits @ w[c.flipping_bits :])
+        phi = (pre + target["b"] > target["theta"]).astype(jnp.float32)  # [C+1, 2^F, H]
+        table = phi @ target["v"] + target["c"]  # [C+1, 2^F]
+        code = jnp.sum(free << jnp.arange(free_bits, dtype=jnp.uint32), axis=-1)  # [n, batch]
+        return table[index[:, None], code][..., None]
 
     def probe(
         self, state: dict[str, Any], key: jax.Array, size: int
