@@ -155,3 +155,38 @@ def test_vmap_over_seeds_equals_loop():
         batched = jax.jit(jax.vmap(fn))(xs)
         looped = np.stack([np.asarray(fn(x)) for x in xs])
         np.testing.assert_allclose(batched, looped, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "shape, dead, rank, scale",
+    [
+        ((1000, 100), 0, None, 1.0),  # a probe batch of a 100-unit layer
+        ((1000, 100), 60, None, 1.0),  # 60 dead units: exact zero columns
+        ((500, 64), 0, 5, 1.0),  # rank 5 (columns repeated)
+        ((30, 80), 0, None, 1.0),  # wide: fewer examples than units
+        ((8, 6, 6, 16), 0, None, 1e-12),  # conv features, tiny activations
+        ((200, 50), 0, None, 1e12),  # huge activations
+    ],
+)
+def test_gram_singular_values_match_lapack_svd(shape, dead, rank, scale):
+    from lopkit.metrics._rank import singular_values, svd_singular_values
+
+    phi = np.maximum(np.random.default_rng(0).normal(size=shape), 0).astype(np.float32)
+    flat = phi.reshape(-1, shape[-1])
+    if dead:
+        flat[:, :dead] = 0.0
+    if rank:
+        flat[:] = np.repeat(flat[:, :rank], shape[-1] // rank + 1, axis=1)[:, : shape[-1]]
+    phi = flat.reshape(shape) * np.float32(scale)
+    fast, ref = np.asarray(singular_values(phi)), np.asarray(svd_singular_values(phi))
+    assert fast.shape == ref.shape == (min(flat.shape),)
+    assert np.all(np.diff(fast) <= 0) and np.all(fast >= 0)
+    np.testing.assert_allclose(fast, ref, rtol=0, atol=2e-6 * ref[0])
+    if dead:  # a dead unit's singular value is exactly zero, not float noise
+        assert np.sum(fast == 0) >= dead - (rank or 0)
+    np.testing.assert_allclose(effective_rank(phi), effective_rank_ref(ref), rtol=1e-4)
+
+
+def effective_rank_ref(s):
+    p = s[s > 0] / s.sum()
+    return np.exp(-(p * np.log(p)).sum())

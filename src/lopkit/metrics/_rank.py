@@ -32,7 +32,29 @@ def singular_values(phi) -> jnp.ndarray:
 
     Returns:
       ``[min(rows, units)]``, descending, non-negative.
+
+    Computed from the eigenvectors of the Gram matrix, not by an SVD: with ``Φ`` scaled to
+    max |entry| 1 and made tall (transposed when it has fewer rows than columns),
+    ``ΦᵀΦ = V Λ Vᵀ`` and ``σ_i = ||Φ v_i||``. Reading σ off ``Φ v_i`` rather than as
+    ``sqrt(λ_i)`` keeps small singular values accurate to about float32 epsilon times
+    ``σ_1`` (as LAPACK's SVD; exact zeros, e.g. dead units, stay 0), and the whole is
+    3–4× faster than ``jnp.linalg.svd`` for a probe batch (1,000 × 100: 1.5 ms vs 4.5–6
+    ms on this CPU; the SVD was most of a permuted-MNIST run's probe time).
     """
+    u = _features(phi)
+    if u.shape[0] < u.shape[1]:
+        u = u.T
+    scale = jnp.max(jnp.abs(u))
+    safe = jnp.where(scale > 0, scale, 1.0)
+    u = u / safe
+    _, v = jnp.linalg.eigh(u.T @ u, symmetrize_input=True)
+    s = jnp.linalg.norm(u @ v, axis=0) * safe
+    return -jnp.sort(-s)
+
+
+def svd_singular_values(phi) -> jnp.ndarray:
+    """:func:`singular_values` by LAPACK's SVD (``jnp.linalg.svd``): the reference the tests
+    compare the Gram-matrix computation with."""
     return jnp.linalg.svd(_features(phi), compute_uv=False)
 
 
@@ -141,7 +163,7 @@ def feature_rank(phi, eps: float = 0.01) -> jnp.ndarray:
       learning", ICLR 2022, section 3 (feature rank).
     """
     u = _features(phi)
-    s = jnp.linalg.svd(u, compute_uv=False) / jnp.sqrt(u.shape[0])
+    s = singular_values(u) / jnp.sqrt(u.shape[0])
     return jnp.sum(s > eps).astype(jnp.int32)
 
 
