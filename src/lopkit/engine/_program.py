@@ -61,8 +61,25 @@ from lopkit._seeds import SEED_AXIS
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 
-COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+# XLA:CPU's concurrency-optimized scheduler lets independent operations of one step run on
+# different threads of its pool; a learner step is hundreds of operations of a few
+# microseconds each, and handing them between threads cost more than it saved (measured on
+# 2 cores, permuted quick, probes off: backprop 56k → 72k seed-steps/s, cbp 21k → 27k;
+# slowly-changing regression at K = 1,000: 4.9M → 5.7M), and far more when another process
+# competes for the cores.
+COMPILER_OPTIONS = {
+    "xla_cpu_copy_insertion_use_region_analysis": True,
+    "xla_cpu_enable_concurrency_optimized_scheduler": False,
+}
 _KEY_INIT, _KEY_STREAM, _KEY_LEARNER, _KEY_PROBE = 0, 1, 2, 3
+
+
+def chunk_capacity(n_bins: int) -> int:
+    """The compiled size of a chunk of ``n_bins`` bins: the bin count is traced, the output
+    buffers hold a power of two ≥ 64 rows, so the chunk lengths a run uses (1, time-sized
+    powers of two, the remainder) share one compiled program (one more per doubling past
+    64)."""
+    return max(64, 1 << (max(n_bins, 1) - 1).bit_length())
 
 
 def seed_key(base_seed: int, seed: jax.Array) -> jax.Array:
@@ -255,13 +272,19 @@ class Program:
         )
         return _probes.evaluate(self.probes, inputs)
 
-    def run_bins(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
+    def run_bins(
+        self, state: dict[str, Any], first_bin: jax.Array, n_bins: Any, capacity: int | None = None
+    ):
         """Run bins first_bin … first_bin+n_bins−1 for one seed.
 
         Returns (state, errors ``[n_bins]`` mean error per update in each bin, values
         ``[n_bins, len(record_names) + R]``: the stream's records of each bin (NaN where
         a record counted nothing), then the probe values at the end of each bin, NaN where
         none were taken).
+
+        With ``capacity`` (static), ``n_bins`` may be traced (≤ capacity): the outputs are
+        ``[capacity]`` / ``[capacity, …]``, rows past ``n_bins`` NaN. One compiled program
+        then runs every chunk length up to ``capacity``.
         """
         blocks_per_bin = self.bin_size // self.block_size
         if "settings" in state:  # this run's own learner (its settings are traced)
@@ -274,8 +297,21 @@ class Program:
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
             return state, self._bin_values(state, b, totals, records)
 
-        bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
-        state, (errors, values) = jax.lax.scan(bin_body, state, bins)
+        if capacity is None:
+            bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
+            state, (errors, values) = jax.lax.scan(bin_body, state, bins)
+            return state, errors, values
+        shapes = jax.eval_shape(lambda s: bin_body(s, first_bin)[1], state)
+        out = jax.tree_util.tree_map(
+            lambda a: jnp.full((capacity, *a.shape), jnp.nan, a.dtype), shapes
+        )
+
+        def body(i, carry):
+            state, out = carry
+            state, row = bin_body(state, first_bin + i)
+            return state, jax.tree_util.tree_map(lambda o, r: o.at[i].set(r), out, row)
+
+        state, (errors, values) = jax.lax.fori_loop(0, n_bins, body, (state, out))
         return state, errors, values
 
     def _bin_values(self, state: dict[str, Any], b: jax.Array, totals: jax.Array, records: Any):
@@ -341,7 +377,14 @@ class Program:
         ``state`` is donated (its buffers are reused for the result)."""
         if self.hosted:
             return self._host_chunk(state, int(first_bin), n_bins)
-        return self._chunk(self.constants, state, first_bin, n_bins)
+        n_bins = int(n_bins)
+        capacity = chunk_capacity(n_bins)
+        state, errors, values = self._chunk(
+            self.constants, state, first_bin, jnp.asarray(n_bins, jnp.int32), capacity
+        )
+        if capacity == n_bins:
+            return state, errors, values
+        return state, errors[:, :n_bins], values[:, :n_bins]
 
     # ---- a hosted stream: the host plays each block, compiled calls do the rest -------
     def _host_chunk(self, state: dict[str, Any], first_bin: int, n_bins: int):
@@ -420,11 +463,17 @@ class Program:
     # Region-analysis copy insertion stops XLA CPU from copying every weight matrix in each
     # scan step (measured: the paper's permuted-MNIST MLP 214 → 415 steps/s, bit-identical).
     @functools.partial(
-        jax.jit, static_argnums=(0, 4), donate_argnums=2, compiler_options=COMPILER_OPTIONS
+        jax.jit, static_argnums=(0, 5), donate_argnums=2, compiler_options=COMPILER_OPTIONS
     )
-    def _chunk(self, constants: Any, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
+    def _chunk(
+        self, constants: Any, state: dict[str, Any], first_bin: jax.Array, n_bins: jax.Array,
+        capacity: int,
+    ):  # fmt: skip
         program = self.bound(constants)
+
+        def run_bins(s):
+            return program.run_bins(s, first_bin, n_bins, capacity)
+
         if self.seed_map == "map":
-            return jax.lax.map(lambda s: program.run_bins(s, first_bin, n_bins), state)
-        run = jax.vmap(program.run_bins, in_axes=(0, None, None), axis_name=SEED_AXIS)
-        return run(state, first_bin, n_bins)
+            return jax.lax.map(run_bins, state)
+        return jax.vmap(run_bins, axis_name=SEED_AXIS)(state)
