@@ -6,7 +6,8 @@ compilation excluded (one chunk runs first), then the cost of recording the defa
 probes every 10,000 steps, a step-size axis of 10 values × 100 seeds as one program vs
 10 programs (``bench.axes``, compilation included), each remedy's speed relative to
 backprop (on slowly-changing regression and on the permuted quick preset), the
-permuted-inputs MLP against the machine's measured bandwidth and matmul rate, the
+permuted-inputs MLPs (the paper's 2000-wide net, one seed; its small 100-wide net, ten
+seeds mapped and vmapped) against the machine's measured bandwidth and matmul rate, the
 binary-task ConvNet vmapped vs mapped sequentially over seeds, and PPO's aggregate
 env-steps/s (``bench.rl``; Ant, host and MJX back-ends:
 ``bench.ant``).
@@ -57,10 +58,16 @@ def main(quick: bool = False) -> int:
         print("\npermuted quick preset (digits, 64→100→100→100→10, 10 seeds), probes off:")
         for name, rate, rel in permuted_quick_costs(repeats=repeats):
             print(f"  {name:<24} {rate:>14,.0f} {rel:>8.2f}×")
-    from lopkit.bench.permuted import format_throughput, permuted_throughput
+    from lopkit.bench.permuted import (
+        format_small_net,
+        format_throughput,
+        permuted_throughput,
+        small_net_throughput,
+    )
 
     print()
     print(format_throughput(permuted_throughput(repeats=repeats)))
+    print(format_small_net(small_net_throughput(repeats=repeats)))
     from lopkit.bench import conv as bench_conv
 
     print()

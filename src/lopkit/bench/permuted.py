@@ -35,6 +35,7 @@ engine's default lost it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -200,5 +201,59 @@ def format_throughput(r: dict[str, Any]) -> str:
     )
 
 
+SMALL_SIZES = (784, 100, 100, 100, 10)
+
+
+def small_net_throughput(
+    seeds: int = 10, sizes: tuple[int, ...] = SMALL_SIZES, bin_size: int = 2000, repeats: int = 2
+) -> dict[str, Any]:
+    """The paper's small permuted-MNIST net (784-100-100-100-10) at batch 1, SGD, K seeds as
+    one program, seeds mapped both ways the engine offers: ``map`` (one seed after another:
+    every matrix–vector product alone, the permuted benchmark's setting) and ``vmap`` (the
+    seed-batched formulation: one batched product per layer for all seeds). Seed-steps/s,
+    compile excluded, against the bandwidth limit measured in the same call: a copy of
+    ``seeds`` × the weights' size (the working set: it sits in the caches), over the
+    4-pass bytes model of one step (see the module docstring)."""
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    nbytes = PASSES * 4 * weights
+    one = _program(sizes, bin_size)
+    out: dict[str, Any] = {"seeds": seeds, "bytes_per_step": nbytes}
+    for seed_map in ("map", "vmap"):
+        program = dataclasses.replace(one, seed_map=seed_map)
+        state = program.init(jnp.arange(seeds, dtype=jnp.int32))
+        state, errors, _ = program.chunk(state, jnp.int32(0), 1)  # compile and warm up
+        errors.block_until_ready()
+        best = float("inf")
+        for r in range(repeats):
+            start = time.perf_counter()
+            state, errors, _ = program.chunk(state, jnp.int32(r + 1), 1)
+            errors.block_until_ready()
+            best = min(best, time.perf_counter() - start)
+        out[seed_map] = seeds * bin_size / best
+    bandwidth = copy_bandwidth(seeds * 4 * weights)
+    out["copy_bandwidth_working_set"] = bandwidth
+    out["bandwidth_limit_seed_steps"] = bandwidth / nbytes
+    return out
+
+
+def format_small_net(r: dict[str, Any]) -> str:
+    """The lines `lopkit bench` prints for :func:`small_net_throughput`."""
+    limit = r["bandwidth_limit_seed_steps"]
+    lines = [
+        f"permuted inputs, small net 784→100→100→100→10, batch 1, SGD, {r['seeds']} seeds, "
+        "compile excluded:",
+        f"  bandwidth limit {limit:,.0f} seed-steps/s (copy "
+        f"{r['copy_bandwidth_working_set'] / 1e9:.1f} GB/s at {r['seeds']} × the weights' size, "
+        f"{r['bytes_per_step'] / 1e6:.1f} MB/step)",
+    ]
+    for seed_map in ("map", "vmap"):
+        lines.append(
+            f"  {seed_map:<5} {r[seed_map]:>9,.0f} seed-steps/s = {100 * r[seed_map] / limit:.0f}% "
+            "of the limit (target ≥ 50%)"
+        )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(format_throughput(permuted_throughput()))
+    print(format_small_net(small_net_throughput()))
