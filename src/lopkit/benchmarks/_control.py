@@ -171,7 +171,6 @@ CONTROL = Benchmark(
 )
 
 
-
 def ppo_problem(
     c: Any, stream: Any, ppo: PPOConfig, observations: int, actions: int, discrete: bool
 ) -> Problem:

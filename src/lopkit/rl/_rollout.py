@@ -153,7 +153,6 @@ class RolloutStream(PPOBlocks):
     def records(self) -> tuple[str, ...]:
         return ("return", "episode_length", "task") + ((self.change,) if self.physics else ())
 
-
     # ---- the schedule ---------------------------------------------------------------
     def _value(self, state_key: jax.Array, task: jax.Array) -> jax.Array:
         low, high = self.change_range
