@@ -184,7 +184,12 @@ def test_gram_singular_values_match_lapack_svd(shape, dead, rank, scale):
     np.testing.assert_allclose(fast, ref, rtol=0, atol=2e-6 * ref[0])
     if dead:  # a dead unit's singular value is exactly zero, not float noise
         assert np.sum(fast == 0) >= dead - (rank or 0)
-    np.testing.assert_allclose(effective_rank(phi), effective_rank_ref(ref), rtol=1e-4)
+    # The effective rank against float64 LAPACK: within 2e-5 (float32 LAPACK: ~1e-7; the
+    # float noise of a rank-deficient matrix's null space weighs a little more here, 1.1e-5
+    # for rank 5 of 64). Dead units are split off exactly: blurred with the small live
+    # directions they cost 2–3e-5 on a PPO agent's features.
+    exact = effective_rank_ref(np.linalg.svd(flat.astype(np.float64) * scale, compute_uv=False))
+    np.testing.assert_allclose(effective_rank(phi), exact, rtol=2e-5)
 
 
 def effective_rank_ref(s):
