@@ -152,11 +152,6 @@ class SlowlyChangingRegression:
             after = jax.random.bernoulli(key, 0.5, (most, c.flipping_bits)).astype(jnp.float32)
         return jnp.concatenate([bits[None, :], after]), index
 
-    def flipping_bits(self, bits: jax.Array, key: jax.Array, start: jax.Array, n: int) -> jax.Array:
-        """``[n, f]``: the flipping bits at steps start … start+n−1 (:meth:`flip_states`)."""
-        states, index = self.flip_states(bits, key, start, n)
-        return states[index]
-
     def _free(self, key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         """``shape + [m − f]`` fresh i.i.d. bits (uint32 0/1): the bits of uniform 32-bit
         words, one word per 32 free bits (the same distribution as one draw per bit)."""
@@ -165,13 +160,11 @@ class SlowlyChangingRegression:
         j = jnp.arange(free_bits, dtype=jnp.uint32)
         return (words[..., j // 32] >> (j % 32)) & jnp.uint32(1)
 
-    def _inputs(self, flipping: jax.Array, key: jax.Array, batch: int) -> jax.Array:
-        """[n, f] flipping bits → [n, batch, m] inputs with fresh i.i.d. bits appended."""
-        c = self.config
-        n = flipping.shape[0]
-        free = self._free(key, (n, batch)).astype(jnp.float32)
-        fixed = jnp.broadcast_to(flipping[:, None, :], (n, batch, c.flipping_bits))
-        return jnp.concatenate([fixed, free], axis=-1)
+    def _inputs(self, flipping: jax.Array, free: jax.Array) -> jax.Array:
+        """[n, f] flipping bits and [n, batch, m − f] free bits → [n, batch, m] inputs."""
+        n, batch = free.shape[:2]
+        fixed = jnp.broadcast_to(flipping[:, None, :], (n, batch, self.config.flipping_bits))
+        return jnp.concatenate([fixed, free.astype(jnp.float32)], axis=-1)
 
     def block(
         self, state: dict[str, Any], key: jax.Array, start: jax.Array, n: int
@@ -180,8 +173,7 @@ class SlowlyChangingRegression:
         k_flip, k_free = jax.random.split(key)
         states, index = self.flip_states(state["bits"], k_flip, start, n)
         free = self._free(k_free, (n, self.batch_size))
-        fixed = jnp.broadcast_to(states[index][:, None, :], (n, self.batch_size, c.flipping_bits))
-        x = jnp.concatenate([fixed, free.astype(jnp.float32)], axis=-1)
+        x = self._inputs(states[index], free)
         y = self._targets(state["target"], states, index, free, x)
         task = (start + jnp.arange(n)) // c.flip_period
         return {**state, "bits": states[index[-1]]}, Block(x, y, task)
@@ -214,5 +206,5 @@ class SlowlyChangingRegression:
     ) -> tuple[jax.Array, jax.Array]:
         """``([size, m], [size, 1])``: inputs of the current task (current flipping bits,
         fresh free bits) and their targets."""
-        x = self._inputs(state["bits"][None, :], key, size)[0]
+        x = self._inputs(state["bits"][None, :], self._free(key, (1, size)))[0]
         return x, ltu_target(state["target"], x)
