@@ -47,7 +47,7 @@ from lopkit._seeds import SEED_AXIS
 from lopkit.benchmarks import make_optimizer
 from lopkit.benchmarks._classification import accuracy, cross_entropy
 from lopkit.engine._learner import Learner
-from lopkit.engine._program import Program
+from lopkit.engine._program import Program, chunk_capacity
 from lopkit.methods import Context, compose, remedy_configs
 from lopkit.nets import MLP, MLPConfig
 from lopkit.streams._labeled import LabeledArrays
@@ -125,7 +125,11 @@ def _steps_per_second(program: Program, repeats: int, compiler_options=None) -> 
 
         def run(constants, state, b):
             bound = program.bound(constants)
-            return jax.vmap(bound.run_bins, (0, None, None), axis_name=SEED_AXIS)(state, b, 1)
+
+            def one_bin(s):
+                return bound.run_bins(s, b, 1, chunk_capacity(1))
+
+            return jax.vmap(one_bin, axis_name=SEED_AXIS)(state)
 
         compiled = jax.jit(run, donate_argnums=1, compiler_options=compiler_options)
         chunk = lambda state, b: compiled(program.constants, state, b)

@@ -272,19 +272,15 @@ class Program:
         )
         return _probes.evaluate(self.probes, inputs)
 
-    def run_bins(
-        self, state: dict[str, Any], first_bin: jax.Array, n_bins: Any, capacity: int | None = None
-    ):
-        """Run bins first_bin … first_bin+n_bins−1 for one seed.
+    def run_bins(self, state: dict[str, Any], first_bin: jax.Array, n_bins: Any, capacity: int):
+        """Run bins first_bin … first_bin+n_bins−1 for one seed; ``n_bins`` may be traced
+        (≤ the static ``capacity``), so one compiled program runs every chunk length up to
+        ``capacity`` (:func:`chunk_capacity`).
 
-        Returns (state, errors ``[n_bins]`` mean error per update in each bin, values
-        ``[n_bins, len(record_names) + R]``: the stream's records of each bin (NaN where
+        Returns (state, errors ``[capacity]`` mean error per update in each bin, values
+        ``[capacity, len(record_names) + R]``: the stream's records of each bin (NaN where
         a record counted nothing), then the probe values at the end of each bin, NaN where
-        none were taken).
-
-        With ``capacity`` (static), ``n_bins`` may be traced (≤ capacity): the outputs are
-        ``[capacity]`` / ``[capacity, …]``, rows past ``n_bins`` NaN. One compiled program
-        then runs every chunk length up to ``capacity``.
+        none were taken); rows past ``n_bins`` are NaN.
         """
         blocks_per_bin = self.bin_size // self.block_size
         if "settings" in state:  # this run's own learner (its settings are traced)
@@ -297,10 +293,6 @@ class Program:
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
             return state, self._bin_values(state, b, totals, records)
 
-        if capacity is None:
-            bins = first_bin + jnp.arange(n_bins, dtype=jnp.int32)
-            state, (errors, values) = jax.lax.scan(bin_body, state, bins)
-            return state, errors, values
         shapes = jax.eval_shape(lambda s: bin_body(s, first_bin)[1], state)
         out = jax.tree_util.tree_map(
             lambda a: jnp.full((capacity, *a.shape), jnp.nan, a.dtype), shapes
