@@ -43,7 +43,7 @@ from lopkit.benchmarks._base import (
     OptimizerConfig,
     Problem,
 )
-from lopkit.benchmarks._control import ppo_problem
+from lopkit.benchmarks._control import PPO_REMEDY_DEFAULTS, ppo_problem
 from lopkit.nets._activations import ACTIVATIONS
 from lopkit.rl._ppo import PPOConfig
 
@@ -170,20 +170,6 @@ def run_defaults(c: AntBenchmarkConfig) -> dict[str, Any]:
     }
 
 
-# The official PPO configs (lop/rl/cfg/{sant,ant}/{l2,cbp,redo}.yml; DESIGN §7).
-REMEDY_DEFAULTS = {
-    "l2": {"weight_decay": 1e-3},
-    "cbp": {
-        "replacement_rate": 1e-4,
-        "maturity_threshold": 10_000,
-        "decay_rate": 0.99,
-        "utility": "contribution",
-        "reset_optimizer_moments": False,
-        "next_bias_correction": True,
-    },
-    "redo": {"threshold": 0.1, "reset_every": 100, "decay_rate": 0.0},
-}
-
 ANT = Benchmark(
     name="ant",
     summary="PPO on MuJoCo Ant with per-seed friction changes (slippery) or constant "
@@ -191,7 +177,7 @@ ANT = Benchmark(
     source="Dohare et al. 2024 (Nature), Methods 'Reinforcement learning'; gymnasium Ant-v4",
     config=AntBenchmarkConfig,
     build=build,
-    remedy_defaults=REMEDY_DEFAULTS,
+    remedy_defaults=PPO_REMEDY_DEFAULTS,
     run_defaults=run_defaults,
     # official cbp.yml and redo.yml decay weights by 1e-4 (l2.yml: 1e-3)
     method_defaults={

@@ -148,25 +148,28 @@ def describe() -> str:
     return "; ".join(f"{e}: {', '.join(_envs.changes_of(e))}" for e in _envs.ENVS)
 
 
+# The official PPO configs (lop/rl/cfg/{sant,ant}/{l2,cbp,redo}.yml; DESIGN §7), for every
+# PPO benchmark (control, ant).
+PPO_REMEDY_DEFAULTS = {
+    "l2": {"weight_decay": 1e-3},
+    "cbp": {
+        "replacement_rate": 1e-4,
+        "maturity_threshold": 10_000,
+        "decay_rate": 0.99,
+        "utility": "contribution",
+        "reset_optimizer_moments": False,
+        "next_bias_correction": True,
+    },
+    "redo": {"threshold": 0.1, "reset_every": 100, "decay_rate": 0.0},
+}
+
 CONTROL = Benchmark(
     name="control",
     summary="PPO on non-stationary gymnax control (" + describe() + ")",
     source="Dohare et al. 2024 (Nature), Methods 'Reinforcement learning'; gymnax",
     config=ControlConfig,
     build=build,
-    # The official PPO configs (lop/rl/cfg/ant/{l2,cbp,redo}.yml; DESIGN §7).
-    remedy_defaults={
-        "l2": {"weight_decay": 1e-3},
-        "cbp": {
-            "replacement_rate": 1e-4,
-            "maturity_threshold": 10_000,
-            "decay_rate": 0.99,
-            "utility": "contribution",
-            "reset_optimizer_moments": False,
-            "next_bias_correction": True,
-        },
-        "redo": {"threshold": 0.1, "reset_every": 100, "decay_rate": 0.0},
-    },
+    remedy_defaults=PPO_REMEDY_DEFAULTS,
     run_defaults=run_defaults,
 )
 

@@ -120,17 +120,7 @@ class MjxRolloutStream(PPOBlocks):
         """One rollout of ``n`` env steps as ``epochs × minibatches`` PPO updates."""
         del start
         ppo = self.ppo
-        k_roll, k_perm = jax.random.split(key)
-
-        def body(carry, k):
-            s, sums = carry
-            s, transition, ended = self._env_step(s, k, predict)
-            return (s, jax.tree_util.tree_map(jnp.add, sums, ended)), transition
-
-        zero = jnp.zeros((), jnp.float32)
-        (state, (ret_sum, len_sum, count)), traj = jax.lax.scan(
-            body, (state, (zero, zero, zero)), jax.random.split(k_roll, ppo.rollout_steps)
-        )
+        state, (ret_sum, len_sum, count), traj, k_perm = self._play(state, key, predict)
         last_value = predict(state["obs"][None])[0]["value"]
         recent, x, batches = ppo_batches(ppo, traj, last_value, k_perm)
         state = {**state, "recent": recent}

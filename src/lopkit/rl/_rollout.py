@@ -116,6 +116,24 @@ class PPOBlocks:
     def max_probe_size(self) -> int:
         return self.ppo.batch
 
+    def _play(self, state: dict[str, Any], key: jax.Array, predict):
+        """One rollout, scanned: ``ppo.rollout_steps`` calls of the stream's
+        ``_env_step(state, key, predict) -> (state, transition, ended)`` with ``ended`` the
+        (return, length, count) sums of the episodes that ended. Returns (state, those
+        sums over the rollout, the trajectory, the key left for the minibatch shuffle)."""
+        k_roll, k_perm = jax.random.split(key)
+
+        def body(carry, k):
+            s, sums = carry
+            s, transition, ended = self._env_step(s, k, predict)
+            return (s, jax.tree_util.tree_map(jnp.add, sums, ended)), transition
+
+        zero = jnp.zeros((), jnp.float32)
+        (state, sums), traj = jax.lax.scan(
+            body, (state, (zero, zero, zero)), jax.random.split(k_roll, self.ppo.rollout_steps)
+        )
+        return state, sums, traj, k_perm
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class RolloutStream(PPOBlocks):
@@ -279,17 +297,7 @@ class RolloutStream(PPOBlocks):
         ppo = self.ppo
         if n != ppo.batch:
             raise ValueError(f"a block is one rollout of {ppo.batch} env steps, not {n}")
-        k_roll, k_perm = jax.random.split(key)
-
-        def body(carry, k):
-            s, sums = carry
-            s, transition, ended = self._env_step(s, k, predict)
-            return (s, jax.tree_util.tree_map(jnp.add, sums, ended)), transition
-
-        zero = jnp.zeros((), jnp.float32)
-        (state, (ret_sum, len_sum, count)), traj = jax.lax.scan(
-            body, (state, (zero, zero, zero)), jax.random.split(k_roll, ppo.rollout_steps)
-        )
+        state, (ret_sum, len_sum, count), traj, k_perm = self._play(state, key, predict)
         last_value = predict(self.present(state, state["obs"]))[0]["value"]
         recent, x, batches = ppo_batches(ppo, traj, last_value, k_perm)
         state = {**state, "recent": recent}
