@@ -146,6 +146,8 @@ def test_the_mjx_backend_is_one_compiled_program_with_a_traced_friction():
     each seed's friction is a value in its state, never a constant of the program."""
     import jax
 
+    from lopkit.engine._program import chunk_capacity
+
     settings = {**SMALL, "backend": "mjx", "rollout_steps": "16", "max_episode_steps": "10"}
     run = {**RUN, "steps": 32, "bin_size": 16, "metrics": (), "metrics_every": 0, "probe_size": 16}
     program, _ = make_experiment("ant", "adam_equal_betas+l2", settings, seeds=3, **run).build()
@@ -153,8 +155,10 @@ def test_the_mjx_backend_is_one_compiled_program_with_a_traced_friction():
     state = jax.eval_shape(program.init, jnp.arange(3))
     assert state["stream"]["index"].shape == (3,)  # the schedule, per seed, in the state
     chunk = type(program)._chunk  # the jitted chunk (a method: the program is static)
-    _, errors, values = chunk.eval_shape(program, program.constants, state, jnp.int32(0), 2)
-    assert errors.shape == (3, 2) and values.shape == (3, 2, 4)  # return, length, task, friction
+    capacity = chunk_capacity(2)  # 2 bins of a chunk whose outputs hold `capacity` rows
+    args = (program, program.constants, state, jnp.int32(0), jnp.int32(2), capacity)
+    _, errors, values = chunk.eval_shape(*args)
+    assert errors.shape == (3, capacity) and values.shape == (3, capacity, 4)  # + friction
 
 
 def test_the_presets_are_valid_for_the_paper_methods():

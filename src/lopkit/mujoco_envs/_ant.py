@@ -143,7 +143,6 @@ class AntEnvs:
         n = self.config.threads or min(k, os.cpu_count() or 1)
         self._chunks = [c for c in np.array_split(np.arange(k), min(n, k)) if len(c)]
         self._pool = ThreadPoolExecutor(len(self._chunks)) if len(self._chunks) > 1 else None
-        self._results: dict[str, np.ndarray] = {}
         self._started = False
 
     # -- friction -------------------------------------------------------------------------
@@ -194,47 +193,16 @@ class AntEnvs:
         self._started = True
         return self.obs.copy()
 
-    def _step_chunk(self, envs: np.ndarray, actions: np.ndarray) -> None:
-        cfg, r = self.config, self._results
+    def _physics(self, envs: np.ndarray, actions: np.ndarray) -> None:
+        """``frame_skip`` mj_steps of each env in ``envs`` (a thread's share: mj_step
+        releases the GIL; all bookkeeping is done afterwards, vectorized, in :meth:`step`)."""
+        frame_skip, v5 = self.config.frame_skip, self.config.version == "v5"
         for k in envs:
-            m, d, a = self.models[k], self.datas[k], actions[k]
-            d.ctrl[:] = a
-            mujoco.mj_step(m, d, nstep=cfg.frame_skip)
-            if cfg.version == "v5":
+            m, d = self.models[k], self.datas[k]
+            d.ctrl[:] = actions[k]
+            mujoco.mj_step(m, d, nstep=frame_skip)
+            if v5:
                 mujoco.mj_rnePostConstraint(m, d)  # fills cfrc_ext, as gymnasium does
-            xy = d.xpos[self._torso, :2].copy()
-            x_velocity = (xy[0] - self._torso_xy[k, 0]) / self._dt
-            self._torso_xy[k] = xy
-            healthy = bool(
-                np.isfinite(d.qpos).all()
-                and np.isfinite(d.qvel).all()
-                and cfg.healthy_z_min <= d.qpos[2] <= cfg.healthy_z_max
-            )
-            alive = 1.0 if (healthy or cfg.version == "v4") else 0.0
-            reward = x_velocity + alive * cfg.healthy_reward - cfg.ctrl_cost_weight * float(a @ a)
-            obs = self._observe(k)
-            if cfg.version == "v5":
-                forces = np.clip(d.cfrc_ext, -1.0, 1.0)  # gymnasium clips all bodies here
-                reward -= cfg.contact_cost_weight * float(np.sum(forces * forces))
-            step = int(self.total_steps[k])
-            self.total_steps[k] += 1
-            self.episode_steps[k] += 1
-            self.episode_return[k] += reward
-            terminated = not healthy
-            truncated = self.episode_steps[k] >= cfg.max_episode_steps
-            r["reward"][k], r["terminated"][k], r["truncated"][k] = reward, terminated, truncated
-            r["final_obs"][k], r["x_velocity"][k] = obs, x_velocity
-            r["friction"][k] = self.friction[k]
-            self.obs[k] = obs
-            if terminated or truncated:
-                r["episode_return"][k] = self.episode_return[k]
-                r["episode_length"][k] = self.episode_steps[k]
-                self.episodes[k] += 1
-                new = advance(self.friction_config, self.schedule[k], step, True)
-                if new.index != self.schedule[k].index:
-                    self.set_friction(k, self._friction_value(k, new.index))
-                self.schedule[k] = new
-                self._reset_one(k)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         """One env step of every env: ``actions [K, 8]`` (not clipped here: MuJoCo clamps).
@@ -246,29 +214,60 @@ class AntEnvs:
         """
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        k, nu = self.num_envs, self.models[0].nu
+        k, nu, cfg = self.num_envs, self.models[0].nu, self.config
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (k, nu):
             raise ConfigError(f"actions must have shape [{k}, {nu}], got {list(actions.shape)}")
-        self._results = {
-            "reward": np.zeros(k),
-            "terminated": np.zeros(k, bool),
-            "truncated": np.zeros(k, bool),
-            "final_obs": np.zeros((k, self.config.obs_dim)),
-            "x_velocity": np.zeros(k),
-            "friction": np.zeros(k),
+        if self._pool is None:
+            self._physics(np.arange(k), actions)
+        else:
+            for f in [self._pool.submit(self._physics, c, actions) for c in self._chunks]:
+                f.result()
+        qpos = np.stack([d.qpos for d in self.datas])
+        qvel = np.stack([d.qvel for d in self.datas])
+        xy = np.stack([d.xpos[self._torso, :2] for d in self.datas])
+        x_velocity = (xy[:, 0] - self._torso_xy[:, 0]) / self._dt
+        self._torso_xy[:] = xy
+        z = qpos[:, 2]
+        healthy = (
+            np.isfinite(qpos).all(axis=1)
+            & np.isfinite(qvel).all(axis=1)
+            & (cfg.healthy_z_min <= z)
+            & (z <= cfg.healthy_z_max)
+        )
+        alive = np.ones(k) if cfg.version == "v4" else healthy.astype(np.float64)
+        ctrl_cost = cfg.ctrl_cost_weight * np.sum(np.square(actions), axis=1)
+        reward = x_velocity + alive * cfg.healthy_reward - ctrl_cost
+        parts = [qpos[:, 2:], qvel]
+        if cfg.version == "v5":
+            forces = np.clip(np.stack([d.cfrc_ext for d in self.datas]), -1.0, 1.0)
+            parts.append(forces[:, 1:].reshape(k, -1))
+            reward = reward - cfg.contact_cost_weight * np.sum(np.square(forces), axis=(1, 2))
+        obs = np.concatenate(parts, axis=1)
+        steps = self.total_steps.copy()  # the index of this step, per env
+        self.total_steps += 1
+        self.episode_steps += 1
+        self.episode_return += reward
+        terminated = ~healthy
+        truncated = self.episode_steps >= cfg.max_episode_steps
+        info = {
+            "final_obs": obs,
+            "x_velocity": x_velocity,
+            "friction": self.friction.copy(),
             "episode_return": np.full(k, np.nan),
             "episode_length": np.zeros(k, np.int64),
         }
-        if self._pool is None:
-            self._step_chunk(np.arange(k), actions)
-        else:
-            for f in [self._pool.submit(self._step_chunk, c, actions) for c in self._chunks]:
-                f.result()
-        r = self._results
-        info = {n: r[n] for n in ("final_obs", "x_velocity", "friction", "episode_return")}
-        info["episode_length"] = r["episode_length"]
-        return self.obs.copy(), r["reward"], r["terminated"], r["truncated"], info
+        self.obs[:] = obs
+        for i in np.flatnonzero(terminated | truncated):
+            info["episode_return"][i] = self.episode_return[i]
+            info["episode_length"][i] = self.episode_steps[i]
+            self.episodes[i] += 1
+            new = advance(self.friction_config, self.schedule[i], int(steps[i]), True)
+            if new.index != self.schedule[i].index:
+                self.set_friction(i, self._friction_value(i, new.index))
+            self.schedule[i] = new
+            self._reset_one(i)
+        return self.obs.copy(), reward, terminated, truncated, info
 
     # -- checkpoint -----------------------------------------------------------------------
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -3,8 +3,9 @@
 MuJoCo's C simulator (:class:`lopkit.mujoco_envs.AntEnvs`) cannot run inside ``jit``; this
 stream is *hosted* (``hosted = True``, :mod:`lopkit.engine._program`): the engine asks it
 to ``play`` each block on the host — all seeds' envs in lockstep, stepped in threads, with
-one jitted call of :meth:`HostRolloutStream.act` vmapped over every seed per env step — and
-then runs :meth:`HostRolloutStream.block` (GAE(λ), minibatches, :func:`lopkit.rl._rollout.
+one jitted call of :meth:`HostRolloutStream.act` (the policy net only) vmapped over every
+seed per env step — and then runs :meth:`HostRolloutStream.block` (the value net on the
+whole rollout in one batch, GAE(λ), minibatches, :func:`lopkit.rl._rollout.
 ppo_batches`, exactly as the compiled control stream) and the learner's updates as one
 compiled vmapped call. Everything else (remedies, probes, bins, checkpoints) is the engine's.
 
@@ -79,24 +80,21 @@ class HostRolloutStream(PPOBlocks):
 
     def act(self, state: dict[str, Any], predict, obs: jax.Array, key: jax.Array):
         """One seed's action at one step: obs ``[D]`` → action ``[A]`` (unclipped: MuJoCo
-        clamps), its log-probability and the value estimate."""
+        clamps) and its log-probability. The value net is not evaluated here (the compiled
+        call drops it): :meth:`block` evaluates it on the whole rollout at once — the same
+        parameters, so the same estimates, in one batched product instead of one per step."""
         del state
         out, _ = predict(obs[None])
         action = sample(key, out, False)
-        return {
-            "action": action[0],
-            "log_prob": log_prob(out, action, False)[0],
-            "value": out["value"][0],
-        }
+        return {"action": action[0], "log_prob": log_prob(out, action, False)[0]}
 
     def block(self, state, key, start, n, predict, feed):
         """The played rollout ``feed`` (one seed) as ``epochs × minibatches`` PPO updates."""
         del start
         ppo = self.ppo
-        traj = {name: feed[name][:, None] for name in ("x", "action", "log_prob", "value")}
-        traj["reward"] = feed["reward"][:, None]
-        traj["done"] = feed["done"][:, None]
-        last_value = predict(feed["last_obs"][None])[0]["value"]
+        traj = {name: feed[name][:, None] for name in ("x", "action", "log_prob", "reward", "done")}
+        values = predict(jnp.concatenate([feed["x"], feed["last_obs"][None]]))[0]["value"]
+        traj["value"], last_value = values[:-1, None], values[-1:]
         recent, x, batches = ppo_batches(ppo, traj, last_value, jax.random.fold_in(key, n))
         task, value = feed["task"], feed["changed"]
         state = {**state, "recent": recent, "task": task, "value": value}
@@ -147,14 +145,14 @@ class HostRolloutStream(PPOBlocks):
         k, d, a = len(host["seeds"]), self.observations, self.actions
         x = np.zeros((n, k, d), np.float32)
         actions = np.zeros((n, k, a), np.float32)
-        logp, value, reward = (np.zeros((n, k), np.float32) for _ in range(3))
+        logp, reward = np.zeros((n, k), np.float32), np.zeros((n, k), np.float32)
         done = np.zeros((n, k), bool)
         ret_sum, len_sum, episodes = (np.zeros(k, np.float64) for _ in range(3))
         obs = np.asarray(host["obs"], np.float32)
         for t in range(n):
             out = jax.device_get(act(obs, t))
             x[t], actions[t] = obs, out["action"]
-            logp[t], value[t] = out["log_prob"], out["value"]
+            logp[t] = out["log_prob"]
             next_obs, r, terminated, truncated, info = envs.step(out["action"])
             ended = terminated | truncated  # truncation as terminal (the official setting)
             reward[t], done[t] = r, ended
@@ -169,7 +167,6 @@ class HostRolloutStream(PPOBlocks):
             "x": seed_first(x),
             "action": seed_first(actions),
             "log_prob": seed_first(logp),
-            "value": seed_first(value),
             "reward": seed_first(reward),
             "done": seed_first(done),
             "last_obs": obs,
