@@ -120,9 +120,10 @@ def _run(program, seed_ids):
     return state, np.asarray(errors), np.asarray(probes)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def three_tasks():
-    """Seeds 0 and 1 as one program, three tasks: (program, state, errors, probes)."""
+    """Seeds 0 and 1 as one program, three tasks: (program, state, errors, probes); computed
+    once per worker (session-scoped, as ``study`` in test_sweep_run.py)."""
     program = _program(2)
     return (program, *_run(program, [0, 1]))
 

@@ -31,9 +31,11 @@ pytestmark = pytest.mark.xdist_group("study")
 RELU = {**SPEC, "grid": {"activation": ["relu"]}}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def study(tmp_path_factory):
-    """The small study run once, 2 cells at a time, uninterrupted."""
+    """The small study run once, 2 cells at a time, uninterrupted. Session-scoped: an xdist
+    worker that runs another module's test between two of these tears a module fixture
+    down, and this one cost a second 2.5-minute study in a CI run."""
     root = tmp_path_factory.mktemp("study")
     spec = write_spec(root / "study.yaml")
     result = sweep(spec, root / "s", jobs=2, progress=False)
