@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -64,8 +65,8 @@ class AntConfig:
 
     ``version`` v4 (default; = official SlipperyAnt-v3: 27-dim observations, no contact
     cost) or v5 (healthy reward only while healthy, contact cost and contact forces in the
-    observation, 105-dim). ``threads``: worker threads stepping the K envs (0: one per CPU,
-    at most K; 1: no threads).
+    observation, 105-dim). ``threads``: threads stepping the K envs, the calling one
+    included (0: one per CPU, at most K; 1: no threads).
     """
 
     version: str = field("v4", "gymnasium Ant version: v4 or v5", choices=VERSIONS)
@@ -140,9 +141,9 @@ class AntEnvs:
         self.episodes = np.zeros(k, np.int64)  # episodes ended
         self.obs = np.zeros((k, self.config.obs_dim))
         self._torso_xy = np.zeros((k, 2))
-        n = self.config.threads or min(k, os.cpu_count() or 1)
-        self._chunks = [c for c in np.array_split(np.arange(k), min(n, k)) if len(c)]
-        self._pool = ThreadPoolExecutor(len(self._chunks)) if len(self._chunks) > 1 else None
+        # the calling thread steps envs too, beside threads - 1 workers
+        self._threads = min(self.config.threads or os.cpu_count() or 1, k)
+        self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
         self._started = False
 
     # -- friction -------------------------------------------------------------------------
@@ -193,9 +194,13 @@ class AntEnvs:
         self._started = True
         return self.obs.copy()
 
-    def _physics(self, envs: np.ndarray, actions: np.ndarray) -> None:
-        """``frame_skip`` mj_steps of each env in ``envs`` (a thread's share: mj_step
-        releases the GIL; all bookkeeping is done afterwards, vectorized, in :meth:`step`)."""
+    def _physics(self, envs: Iterator[int], actions: np.ndarray) -> None:
+        """``frame_skip`` mj_steps of each env that this thread takes from ``envs``, an
+        iterator shared by all threads of a step (``next`` on it is atomic under the GIL), so
+        a thread that finishes early takes the next env: envs' costs differ with their
+        contacts, and fixed shares left a thread idle ~20% of a step. Which thread steps an
+        env changes nothing in it. ``mj_step`` releases the GIL; all bookkeeping is done
+        afterwards, vectorized, in :meth:`step`."""
         frame_skip, v5 = self.config.frame_skip, self.config.version == "v5"
         for k in envs:
             m, d = self.models[k], self.datas[k]
@@ -218,11 +223,12 @@ class AntEnvs:
         actions = np.asarray(actions, dtype=np.float64)
         if actions.shape != (k, nu):
             raise ConfigError(f"actions must have shape [{k}, {nu}], got {list(actions.shape)}")
-        if self._pool is None:
-            self._physics(np.arange(k), actions)
-        else:
-            for f in [self._pool.submit(self._physics, c, actions) for c in self._chunks]:
-                f.result()
+        queue = iter(range(k))
+        helpers = self._threads - 1 if self._pool is not None else 0
+        workers = [self._pool.submit(self._physics, queue, actions) for _ in range(helpers)]
+        self._physics(queue, actions)
+        for f in workers:
+            f.result()
         qpos = np.stack([d.qpos for d in self.datas])
         qvel = np.stack([d.qvel for d in self.datas])
         xy = np.stack([d.xpos[self._torso, :2] for d in self.datas])
