@@ -85,6 +85,26 @@ def test_task_boundaries_and_one_pass_per_task_across_straddling_blocks():
     assert int(state["step"]) == 30
 
 
+def test_blocks_longer_than_a_task_and_short_ones_after_them_see_each_tasks_order():
+    """The stream keeps the next step's task order in its state; a block spanning more than
+    two tasks takes the other path. Mixed cuts must still give order(t)[:20] per task."""
+    arrays = synthetic(n=30)
+    s = stream_of(arrays, examples_per_task=20, batch_size=2)  # 10 steps per task
+    state = s.init(jax.random.PRNGKey(5))
+    ids, start = [], 0
+    for n in (25, 3, 7, 12, 3):  # 25 and 12 span 3 tasks; the others at most 2
+        state, block = s.block(state, jax.random.PRNGKey(0), jnp.int32(start), n)
+        for i in range(n):
+            perm = np.asarray(s.permutation(state, jnp.int32((start + i) // 10)))
+            ids.append(example_ids(arrays, block.x[i], perm))
+        start += n
+        t = start // 10
+        np.testing.assert_array_equal(state["order"], s.order(state, jnp.int32(t)))
+    ids = np.concatenate(ids).reshape(5, 20)
+    for t in range(5):
+        np.testing.assert_array_equal(ids[t], np.asarray(s.order(state, jnp.int32(t)))[:20])
+
+
 def test_more_examples_than_the_training_set_makes_several_passes():
     arrays = synthetic(n=30)
     s = stream_of(arrays, examples_per_task=70)
