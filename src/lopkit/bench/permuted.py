@@ -117,8 +117,11 @@ def _program(sizes: tuple[int, ...], bin_size: int, lr: float = 0.003) -> Progra
     return Program(stream, learner, 0, bin_size, bin_size, (), 1, 0)
 
 
-def _steps_per_second(program: Program, repeats: int, compiler_options=None) -> float:
-    """Best-of-``repeats`` steps/s of one bin for one seed, compilation excluded."""
+def _steps_per_second(
+    program: Program, repeats: int, compiler_options=None, seeds: int = 1
+) -> float:
+    """Best-of-``repeats`` seed-steps/s of one bin for ``seeds`` seeds (ids 0 …),
+    compilation excluded."""
     if compiler_options is None:
         chunk = lambda state, b: program.chunk(state, b, 1)
     else:  # the engine's chunk (vmap over seeds of run_bins), compiled with the options
@@ -133,7 +136,7 @@ def _steps_per_second(program: Program, repeats: int, compiler_options=None) -> 
 
         compiled = jax.jit(run, donate_argnums=1, compiler_options=compiler_options)
         chunk = lambda state, b: compiled(program.constants, state, b)
-    state = program.init(jnp.zeros((1,), jnp.int32))
+    state = program.init(jnp.arange(seeds, dtype=jnp.int32))
     state, errors, _ = chunk(state, jnp.int32(0))  # compile and warm up
     errors.block_until_ready()
     best = float("inf")
@@ -142,7 +145,7 @@ def _steps_per_second(program: Program, repeats: int, compiler_options=None) -> 
         state, errors, _ = chunk(state, jnp.int32(r + 1))
         errors.block_until_ready()
         best = min(best, time.perf_counter() - start)
-    return program.bin_size / best
+    return seeds * program.bin_size / best
 
 
 def permuted_throughput(
@@ -224,16 +227,7 @@ def small_net_throughput(
     out: dict[str, Any] = {"seeds": seeds, "bytes_per_step": nbytes}
     for seed_map in ("map", "vmap"):
         program = dataclasses.replace(one, seed_map=seed_map)
-        state = program.init(jnp.arange(seeds, dtype=jnp.int32))
-        state, errors, _ = program.chunk(state, jnp.int32(0), 1)  # compile and warm up
-        errors.block_until_ready()
-        best = float("inf")
-        for r in range(repeats):
-            start = time.perf_counter()
-            state, errors, _ = program.chunk(state, jnp.int32(r + 1), 1)
-            errors.block_until_ready()
-            best = min(best, time.perf_counter() - start)
-        out[seed_map] = seeds * bin_size / best
+        out[seed_map] = _steps_per_second(program, repeats, seeds=seeds)
     bandwidth = copy_bandwidth(seeds * 4 * weights)
     out["copy_bandwidth_working_set"] = bandwidth
     out["bandwidth_limit_seed_steps"] = bandwidth / nbytes

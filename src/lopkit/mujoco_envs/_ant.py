@@ -170,10 +170,16 @@ class AntEnvs:
 
     def _observe(self, k: int) -> np.ndarray:
         d = self.datas[k]
-        parts = [d.qpos[2:], d.qvel]
+        forces = np.clip(d.cfrc_ext[None], -1.0, 1.0) if self.config.version == "v5" else None
+        return self._observations(d.qpos[None], d.qvel[None], forces)[0]
+
+    def _observations(self, qpos, qvel, forces) -> np.ndarray:
+        """``[K, obs_dim]`` from ``qpos [K, nq]``, ``qvel [K, nv]`` and (v5) the clipped
+        ``cfrc_ext [K, nbody, 6]``: qpos[2:], qvel [, cfrc_ext[1:] flattened]."""
+        parts = [qpos[:, 2:], qvel]
         if self.config.version == "v5":
-            parts.append(np.clip(d.cfrc_ext[1:], -1.0, 1.0).ravel())
-        return np.concatenate(parts)
+            parts.append(forces[:, 1:].reshape(len(qpos), -1))
+        return np.concatenate(parts, axis=1)
 
     def _reset_one(self, k: int) -> None:
         m, d, rng, s = self.models[k], self.datas[k], self.rngs[k], self.config.reset_noise_scale
@@ -224,8 +230,9 @@ class AntEnvs:
         if actions.shape != (k, nu):
             raise ConfigError(f"actions must have shape [{k}, {nu}], got {list(actions.shape)}")
         queue = iter(range(k))
-        helpers = self._threads - 1 if self._pool is not None else 0
-        workers = [self._pool.submit(self._physics, queue, actions) for _ in range(helpers)]
+        workers = [
+            self._pool.submit(self._physics, queue, actions) for _ in range(self._threads - 1)
+        ]  # no pool: one thread, no workers
         self._physics(queue, actions)
         for f in workers:
             f.result()
@@ -244,12 +251,11 @@ class AntEnvs:
         alive = np.ones(k) if cfg.version == "v4" else healthy.astype(np.float64)
         ctrl_cost = cfg.ctrl_cost_weight * np.sum(np.square(actions), axis=1)
         reward = x_velocity + alive * cfg.healthy_reward - ctrl_cost
-        parts = [qpos[:, 2:], qvel]
+        forces = None
         if cfg.version == "v5":
             forces = np.clip(np.stack([d.cfrc_ext for d in self.datas]), -1.0, 1.0)
-            parts.append(forces[:, 1:].reshape(k, -1))
             reward = reward - cfg.contact_cost_weight * np.sum(np.square(forces), axis=(1, 2))
-        obs = np.concatenate(parts, axis=1)
+        obs = self._observations(qpos, qvel, forces)
         steps = self.total_steps.copy()  # the index of this step, per env
         self.total_steps += 1
         self.episode_steps += 1
