@@ -14,8 +14,6 @@ from lopkit.engine._runner import execute  # noqa: E402
 from lopkit.mujoco_envs import FrictionConfig, friction_sequence  # noqa: E402
 from lopkit.results import load  # noqa: E402
 
-pytestmark = pytest.mark.usefixtures("fast_compiles")
-
 # A tiny agent, 64-step rollouts and 50-step episodes; a friction change is due 40 steps
 # after the last one, so every seed changes friction within the run.
 ROLLOUT = 64

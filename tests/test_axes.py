@@ -23,8 +23,6 @@ from lopkit._experiment import make_experiment, run_experiment
 from lopkit.results import early_late, load, summarize
 from lopkit.results._plot import _lines
 
-pytestmark = pytest.mark.usefixtures("fast_compiles")
-
 RUN = dict(seeds=2, steps=200, bin_size=100, block_size=20, metrics=(), metrics_every=0)
 
 # Every remedy with a continuous setting, composed: gradient and update parts, unit rules,

@@ -88,6 +88,7 @@ def test_overwrite_refuses_a_directory_that_is_not_a_run(capsys, tmp_path):
     assert (tmp_path / "notes.txt").read_text() == "precious"
 
 
+@pytest.mark.optimized  # the whole pipeline as users compile it
 def test_run_writes_config_metrics_and_plot(capsys, tmp_path):
     out = tmp_path / "cbp"
     code, text, _ = _run(

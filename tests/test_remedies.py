@@ -30,16 +30,6 @@ KEY = jax.random.PRNGKey(0)
 RULE_KEY = jax.random.PRNGKey(99)  # not KEY: fold_in(KEY, i) == split(KEY, n)[i] (init's keys)
 
 
-@pytest.fixture(autouse=True)
-def _fast_compiles(request):
-    """Compile with few optimizations: these tests run tiny programs once (not the slow
-    behaviour test, whose long runs need optimized code)."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", not request.node.get_closest_marker("slow"))
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def _net(sizes=(4, 3, 2), **options):
     return MLP(MLPConfig(sizes=sizes, **options))
 

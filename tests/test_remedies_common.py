@@ -2,9 +2,9 @@
 steps, finite results, determinism, and seeds batched == each seed alone.
 
 Parametrized over the registry, so a new remedy is picked up automatically (optax's
-``contrib/_common_test.py`` does the same for optimizers). Programs are compiled with
-``jax_disable_most_optimizations`` to keep ~20 remedies × 2 compilations fast; that
-changes how the code is compiled, not what it computes.
+``contrib/_common_test.py`` does the same for optimizers). Programs are compiled with few
+optimizations, as in the whole suite (``tests/conftest.py``): ~20 remedies × 2
+compilations; that changes how the code is compiled, not what it computes.
 """
 
 import dataclasses
@@ -30,9 +30,6 @@ ACTIVE = {
 }
 COMPOSITIONS = ["cbp+l2", "redo+layernorm", "upgd+weight_clip", "l2_init+cbp+reset_head"]
 SEEDS = 3
-
-
-pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _settings(method):
