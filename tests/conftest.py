@@ -7,6 +7,10 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
 # at once crashed a CI run (a segfault in JAX's cache write), and a fresh clone's cache is
 # empty anyway. test_compilation_cache.py tests the cache in its own processes.
 os.environ.setdefault("LOPKIT_CACHE_DIR", "off")
+# One CPU device per test process (lopkit._devices would make one per core): the workers
+# already use every core, and splitting each test's small programs across devices made the
+# suite slower. test_engine checks the split in a process of its own.
+os.environ.setdefault("LOPKIT_CPU_DEVICES", "1")
 # Few XLA optimizations by default (see _few_optimizations), also for what a session- or
 # module-scoped fixture compiles or starts before a test's own fixtures run.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")

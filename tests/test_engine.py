@@ -1,5 +1,10 @@
 """The engine: seeds are independent runs, resume equals uninterrupted, divergence is masked."""
 
+import json
+import os
+import subprocess
+import sys
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -35,6 +40,48 @@ def test_batched_seeds_equal_each_seed_alone(method):
         w = state["learner"]["params"]["hidden_0"]["w"][k]
         w1 = s1["learner"]["params"]["hidden_0"]["w"][0]
         np.testing.assert_allclose(w, w1, rtol=2e-5, atol=1e-6)
+
+
+_SPLIT_RUNS = """
+import json, jax, jax.numpy as jnp, numpy as np
+import lopkit
+from lopkit._experiment import make_experiment
+
+settings = {"cbp.replacement_rate": 0.01, "cbp.maturity_threshold": 20}
+program = make_experiment("scr", "cbp+l2", settings, seeds=4, **QUICK).build()[0]
+state = program.init(jnp.arange(4, dtype=jnp.int32))
+w = state["learner"]["params"]["hidden_0"]["w"]
+one = jax.device_put(jax.tree_util.tree_map(np.asarray, state), jax.local_devices()[0])
+split, errors, probes = program.chunk(state, jnp.int32(0), 4)
+alone, errors1, probes1 = program.chunk(one, jnp.int32(0), 4)
+pairs = zip(jax.tree_util.tree_leaves((split, errors, probes)),
+            jax.tree_util.tree_leaves((alone, errors1, probes1)))
+three = program.init(jnp.arange(3, dtype=jnp.int32))["learner"]["params"]["hidden_0"]["w"]
+print(json.dumps({
+    "devices": jax.local_device_count(),
+    "shard_rows": w.sharding.shard_shape(w.shape)[0],
+    "state_devices": len(w.sharding.device_set),
+    "result_devices": [len(errors.sharding.device_set), len(errors1.sharding.device_set)],
+    "max_difference": max(float(np.nanmax(np.abs(np.asarray(a, np.float64) - np.asarray(b))))
+                          if np.size(a) else 0.0 for a, b in pairs),
+    "three_runs_devices": len(three.sharding.device_set),
+}))
+"""
+
+
+def test_runs_split_across_devices_compute_what_one_device_computes():
+    """With 2 CPU devices (``LOPKIT_CPU_DEVICES=2``, in its own process: the suite runs on
+    one) init splits the 4 runs 2 + 2 across them; the same program on one device gives the
+    same results; 3 runs, which do not split evenly, stay on one device."""
+    env = {**os.environ, "LOPKIT_CPU_DEVICES": "2", "JAX_DISABLE_MOST_OPTIMIZATIONS": "0"}
+    code = f"QUICK = {QUICK!r}\n" + _SPLIT_RUNS
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert r["devices"] == 2 and r["shard_rows"] == 2 and r["state_devices"] == 2
+    assert r["result_devices"] == [2, 1]
+    assert r["max_difference"] <= 1e-5, r
+    assert r["three_runs_devices"] == 1
 
 
 def test_seeds_differ_in_data_and_init():

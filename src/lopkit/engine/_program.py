@@ -57,6 +57,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from lopkit import _devices
 from lopkit._seeds import SEED_AXIS
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
@@ -359,7 +360,16 @@ class Program:
         if self.hosted:
             host = self.stream.host_init(self.base_seed, np.asarray(seeds))
             state = {**state, "host": host}
-        return state
+        return self.place(state)
+
+    def place(self, state: dict[str, Any]) -> dict[str, Any]:
+        """``state`` with its runs split across the local devices (:func:`lopkit._devices.
+        place`: one CPU device per core by default), so that they compute in parallel.
+        Not for ``seed_map="map"`` (runs one after another) or a hosted stream (its per-step
+        acting call would wait on every device); there, and on one device, unchanged."""
+        if self.hosted or self.seed_map != "vmap":
+            return state
+        return _devices.place(state, int(np.shape(state["diverged_at"])[0]))
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], values [K, n_bins, R']):

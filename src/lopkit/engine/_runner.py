@@ -214,6 +214,7 @@ def execute(
     if resume:
         if _checkpoint.checkpoint_path(run_dir).exists():
             state, next_bin = _checkpoint.load(run_dir, state)
+            state = program.place(state)
             say(f"resuming {run_dir} from step {next_bin * program.bin_size:,} of {total_steps:,}")
         else:
             say(f"no checkpoint in {run_dir}: starting over from step 0")

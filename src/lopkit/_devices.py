@@ -1,0 +1,85 @@
+"""Runs spread over a machine's devices: one JAX CPU device per core, the run axis sharded.
+
+JAX gives a CPU one device by default, and one device runs one computation at a time: a
+batched lopkit program then keeps about 1.2 of 2 cores busy (XLA:CPU parallelizes within
+large operations, not across the many small ones of small nets). With one CPU device per
+core and the state's run axis (seeds × swept values) split across them, each device runs
+its share of the runs — independent by construction, so nothing is exchanged — and the
+cores work in parallel. Measured on 2 cores: PPO on CartPole at K = 64, 43k → 85k
+env-steps/s; slowly-changing regression at K = 100, 4.6M → 7.8M seed-steps/s.
+
+``import lopkit`` sets JAX's CPU device count (``jax_num_cpu_devices``) to
+``$LOPKIT_CPU_DEVICES`` if set, else the number of cores this process may use; ``1`` turns
+it off. It must happen before JAX starts its CPU backend: in a process that used JAX before
+importing lopkit the setting is left as it is (one device unless set there). On an
+accelerator the default backend's devices are used the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+RUN_AXIS = "runs"  # the mesh axis of the state's leading (run) axis
+
+
+def cpu_devices_wanted() -> int:
+    """``$LOPKIT_CPU_DEVICES``, else the cores this process may use."""
+    value = os.environ.get("LOPKIT_CPU_DEVICES", "").strip()
+    if value:
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+        warnings.warn(
+            f"LOPKIT_CPU_DEVICES must be a whole number ≥ 1, got {value!r}; using one device "
+            "per core",
+            stacklevel=2,
+        )
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def configure_cpu_devices() -> None:
+    """Set JAX's CPU device count (:func:`cpu_devices_wanted`) unless its backend has
+    started (then it is too late, and left as it is)."""
+    n = cpu_devices_wanted()
+    if n == jax.config.jax_num_cpu_devices:
+        return
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # JAX's backends are already initialized
+        pass
+
+
+def run_sharding(runs: int) -> tuple[NamedSharding, NamedSharding] | None:
+    """(split, replicated) shardings for a state of ``runs`` runs over the default backend's
+    local devices: the run axis split across the largest number of devices that divides it
+    evenly; None when that is one device."""
+    devices = jax.local_devices()
+    d = max(n for n in range(1, len(devices) + 1) if runs % n == 0)
+    if d == 1:
+        return None
+    mesh = Mesh(np.asarray(devices[:d]), (RUN_AXIS,))
+    return NamedSharding(mesh, PartitionSpec(RUN_AXIS)), NamedSharding(mesh, PartitionSpec())
+
+
+def place(state: Any, runs: int) -> Any:
+    """``state`` (leaves with a leading axis of ``runs``) on the devices, run axis split
+    (:func:`run_sharding`); leaves without that axis are replicated. Unchanged on one
+    device. Which device computes a run does not change what it computes."""
+    shardings = run_sharding(runs)
+    if shardings is None:
+        return state
+    split, replicated = shardings
+
+    def one(leaf):
+        batched = getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == runs
+        return jax.device_put(leaf, split if batched else replicated)
+
+    return jax.tree_util.tree_map(one, state)
