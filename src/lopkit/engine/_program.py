@@ -478,4 +478,4 @@ class Program:
 
         if self.seed_map == "map":
             return jax.lax.map(run_bins, state)
-        return jax.vmap(run_bins, axis_name=SEED_AXIS)(state)
+        return _devices.per_device(jax.vmap(run_bins, axis_name=SEED_AXIS), state)
