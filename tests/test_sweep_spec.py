@@ -212,6 +212,9 @@ def test_progress_and_thread_caps():
     assert env["XLA_FLAGS"] == "--xla_foo=1 --xla_cpu_multi_thread_eigen=false"
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "1"
     assert "XLA_FLAGS" not in thread_env(4, {}) and thread_env(4)["MKL_NUM_THREADS"] == "4"
+    # each cell process gets its share of the cores as CPU devices, unless the user chose
+    assert env["LOPKIT_CPU_DEVICES"] == "1" and thread_env(4, {})["LOPKIT_CPU_DEVICES"] == "4"
+    assert thread_env(2, {"LOPKIT_CPU_DEVICES": "1"})["LOPKIT_CPU_DEVICES"] == "1"
 
 
 def test_several_benchmarks_are_conditions_of_their_own():

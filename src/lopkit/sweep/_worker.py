@@ -35,12 +35,14 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def thread_env(threads: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment variables capping one cell process at ``threads`` threads.
 
-    BLAS/OpenMP pools get ``threads``; with one thread XLA's Eigen pool is switched off
-    (``--xla_cpu_multi_thread_eigen=false``, added to any XLA_FLAGS already set), so
-    N cell processes on N cores do not oversubscribe them.
+    BLAS/OpenMP pools get ``threads``, and so does lopkit's CPU device count
+    (``LOPKIT_CPU_DEVICES``, :mod:`lopkit._devices`; one set in ``base`` is kept); with one
+    thread XLA's Eigen pool is switched off (``--xla_cpu_multi_thread_eigen=false``, added
+    to any XLA_FLAGS already set), so N cell processes on N cores do not oversubscribe them.
     """
     base = dict(base or {})
     env = {var: str(threads) for var in THREAD_VARS}
+    env["LOPKIT_CPU_DEVICES"] = base.get("LOPKIT_CPU_DEVICES") or str(threads)
     flags = base.get("XLA_FLAGS", "")
     if threads == 1 and "xla_cpu_multi_thread_eigen" not in flags:
         flags = f"{flags} {SINGLE_THREAD_XLA}".strip()
