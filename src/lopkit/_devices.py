@@ -14,19 +14,18 @@ not change what a seed computes.
 ``import lopkit`` sets JAX's CPU device count (``jax_num_cpu_devices``) to
 ``$LOPKIT_CPU_DEVICES`` if set, else the number of cores this process may use; ``1`` turns
 it off. It must happen before JAX starts its CPU backend: in a process that used JAX before
-importing lopkit the setting is left as it is (one device unless set there). On an
-accelerator the default backend's devices are used the same way.
+importing lopkit the setting is left as it is (one device unless set there). Importing
+lopkit does not import JAX (the CLI's ``--help``, ``list`` and input errors stay quick): if
+JAX is not loaded yet the count goes into ``JAX_NUM_CPU_DEVICES``, which JAX reads when it
+is. On an accelerator the default backend's devices are used the same way.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any
-
-import jax
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 RUN_AXIS = "runs"  # the mesh axis of the state's leading (run) axis
 
@@ -49,43 +48,54 @@ def cpu_devices_wanted() -> int:
 
 
 def configure_cpu_devices() -> None:
-    """Set JAX's CPU device count (:func:`cpu_devices_wanted`) unless its backend has
-    started (then it is too late, and left as it is)."""
+    """Set JAX's CPU device count (:func:`cpu_devices_wanted`): through its environment
+    variable before JAX is imported, else through its config unless its backend has started
+    (then it is too late, and left as it is)."""
     n = cpu_devices_wanted()
-    if n == jax.config.jax_num_cpu_devices:
+    if "jax" not in sys.modules:
+        os.environ["JAX_NUM_CPU_DEVICES"] = str(n)
         return
+    import jax
+
     try:
         jax.config.update("jax_num_cpu_devices", n)
     except RuntimeError:  # JAX's backends are already initialized
         pass
 
 
-def run_sharding(runs: int) -> tuple[NamedSharding, NamedSharding] | None:
-    """(split, replicated) shardings for a state of ``runs`` runs over the default backend's
-    local devices: the run axis split across the largest number of devices that divides it
-    evenly; None when that is one device."""
+def _runs(state: Any) -> int:
+    """The number of runs of ``state``: the leading axis of its leaves."""
+    import jax
+    import numpy as np
+
+    return int(np.shape(jax.tree_util.tree_leaves(state)[0])[0])
+
+
+def run_sharding(runs: int):
+    """The sharding of a state of ``runs`` runs over the default backend's local devices
+    (a ``NamedSharding``): the run axis split across the largest number of devices that
+    divides it evenly; None when that is one device."""
+    import jax
+    import numpy as np
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
     devices = jax.local_devices()
     d = max(n for n in range(1, len(devices) + 1) if runs % n == 0)
     if d == 1:
         return None
-    mesh = Mesh(np.asarray(devices[:d]), (RUN_AXIS,))
-    return NamedSharding(mesh, PartitionSpec(RUN_AXIS)), NamedSharding(mesh, PartitionSpec())
+    return NamedSharding(Mesh(np.asarray(devices[:d]), (RUN_AXIS,)), PartitionSpec(RUN_AXIS))
 
 
-def place(state: Any, runs: int) -> Any:
-    """``state`` (leaves with a leading axis of ``runs``) on the devices, run axis split
-    (:func:`run_sharding`); leaves without that axis are replicated. Unchanged on one
-    device. Which device computes a run does not change what it computes."""
-    shardings = run_sharding(runs)
-    if shardings is None:
+def place(state: Any) -> Any:
+    """``state`` (every leaf with the leading run axis) on the devices, run axis split
+    (:func:`run_sharding`), as :func:`per_device` computes on it. Unchanged on one device.
+    Which device computes a run does not change what it computes."""
+    import jax
+
+    sharding = run_sharding(_runs(state))
+    if sharding is None:
         return state
-    split, replicated = shardings
-
-    def one(leaf):
-        batched = getattr(leaf, "ndim", 0) >= 1 and leaf.shape[0] == runs
-        return jax.device_put(leaf, split if batched else replicated)
-
-    return jax.tree_util.tree_map(one, state)
+    return jax.tree_util.tree_map(lambda leaf: jax.device_put(leaf, sharding), state)
 
 
 def per_device(fn, state: Any):
@@ -95,11 +105,12 @@ def per_device(fn, state: Any):
     and nothing passes between devices (sharding propagation left to itself found a
     reduction across the run axis in CBP's update and synchronized the devices every step).
     ``fn`` on one device when the runs do not split."""
-    runs = jax.tree_util.tree_leaves(state)[0].shape[0]
-    shardings = run_sharding(runs)
-    if shardings is None:
+    import jax
+
+    sharding = run_sharding(_runs(state))
+    if sharding is None:
         return fn(state)
-    spec = shardings[0].spec
-    return jax.shard_map(
-        fn, mesh=shardings[0].mesh, in_specs=(spec,), out_specs=spec, check_vma=False
-    )(state)
+    spec = sharding.spec
+    return jax.shard_map(fn, mesh=sharding.mesh, in_specs=(spec,), out_specs=spec, check_vma=False)(
+        state
+    )

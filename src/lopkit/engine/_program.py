@@ -369,7 +369,7 @@ class Program:
         acting call would wait on every device); there, and on one device, unchanged."""
         if self.hosted or self.seed_map != "vmap":
             return state
-        return _devices.place(state, int(np.shape(state["diverged_at"])[0]))
+        return _devices.place(state)
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
         """All seeds, ``n_bins`` bins: (state, errors [K, n_bins], values [K, n_bins, R']):
