@@ -6,16 +6,11 @@ import sys
 import numpy as np
 import pytest
 
+from _cli_helpers import run_cli as _run
 from lopkit.cli import main
 from lopkit.results import load
 
 FAST = ["--steps", "1000", "--bin-size", "500", "--metrics-every", "500", "--no-progress"]
-
-
-def _run(capsys, *argv):
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _cli_helpers import run_cli
 from lopkit._errors import ConfigError
 from lopkit._experiment import make_experiment, run_experiment
-from lopkit.cli import main
 from lopkit.methods import REMEDIES
 from lopkit.results import load
 from lopkit.rl import _envs
@@ -158,14 +158,6 @@ def test_every_remedy_runs_on_an_agent_or_is_refused_clearly(name):
         assert sum(int(r["replaced"].sum()) for r in state["learner"]["rules"][0]) > 0
 
 
-def _cli(capsys, *args):
-    """``lopkit`` in this process (test_cli checks a real process's exit and output once):
-    (exit code, stdout, stderr)."""
-    code = main(list(args))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -187,14 +179,14 @@ def _cli(capsys, *args):
 )
 def test_bad_input_is_a_clear_error_and_exit_2(args, message, tmp_path, capsys):
     out = tmp_path / "run"
-    code, _, err = _cli(capsys, "run", "control", "--no-progress", *args, "--out", str(out))
+    code, _, err = run_cli(capsys, "run", "control", "--no-progress", *args, "--out", str(out))
     assert code == 2, err
     assert message in err and "Traceback" not in err
     assert not out.exists()  # refused before anything is written
 
 
 def test_list_benchmarks_shows_control_with_its_envs_and_changes(capsys):
-    code, out, _ = _cli(capsys, "list", "benchmarks")
+    code, out, _ = run_cli(capsys, "list", "benchmarks")
     assert code == 0
     line = next(x for x in out.splitlines() if x.strip().startswith("control"))
     for word in ("cartpole", "pendulum", "mountaincar", "acrobot", "permutation", "gravity"):
