@@ -85,6 +85,36 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
+_PROBE_ON_TWO_DEVICES = """
+import json, jax, jax.numpy as jnp
+from lopkit._experiment import make_experiment
+e = make_experiment("scr", "backprop", seeds=800, steps=10_000, bin_size=10_000,
+                    metrics=("effective_rank",), metrics_every=10_000)
+program, _ = e.build()
+state = program.init(jnp.asarray(e.seed_ids))
+_, errors, values = program.chunk(state, jnp.int32(0), 1)
+print(json.dumps({"devices": jax.device_count(), "finite": bool(jnp.isfinite(values).all())}))
+"""
+
+
+def test_a_probe_with_an_eigendecomposition_finishes_on_two_devices():
+    """800 runs on 2 CPU devices with the effective-rank probe: jaxlib's batched LAPACK
+    eigh, split into tasks on XLA's 2-thread pool, hung this program for ever (both pool
+    threads waiting on tasks no thread was free to run); ``metrics._linalg.eigh`` decomposes
+    one matrix per call. The timeout turns a hang back into a failure."""
+    env = {**os.environ, "LOPKIT_CPU_DEVICES": "2"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE_ON_TWO_DEVICES],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the 2-device program with an effective-rank probe hung (> 240 s)")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report == {"devices": 2, "finite": True}
+
+
 def test_seeds_differ_in_data_and_init():
     state, errors, _ = _chunk(_program("backprop", 2), range(2))
     assert not np.allclose(state["stream"]["target"]["w"][0], state["stream"]["target"]["w"][1])

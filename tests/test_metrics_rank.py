@@ -195,3 +195,35 @@ def test_gram_singular_values_match_lapack_svd(shape, dead, rank, scale):
 def effective_rank_ref(s):
     p = s[s > 0] / s.sum()
     return np.exp(-(p * np.log(p)).sum())
+
+
+def test_eigh_under_vmap_decomposes_one_matrix_per_call_with_the_batched_result():
+    """metrics._linalg.eigh under (nested) vmap: the same eigenvalues and eigenvectors as
+    LAPACK's batched call, and every eigh in the program has one matrix (no batch for jaxlib
+    to split across the thread pool, which hung 2-device programs)."""
+    import jax.numpy as jnp
+
+    from lopkit.metrics._linalg import eigh, eigvalsh
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(3, 4, 6, 6)).astype(np.float32)
+    sym = jnp.asarray(a @ np.swapaxes(a, -1, -2))
+    w, v = jax.jit(jax.vmap(jax.vmap(eigh)))(sym)
+    w_ref, v_ref = jnp.linalg.eigh(sym, symmetrize_input=True)
+    np.testing.assert_array_equal(np.asarray(w), np.asarray(w_ref))
+    np.testing.assert_array_equal(np.abs(np.asarray(v)), np.abs(np.asarray(v_ref)))
+    np.testing.assert_array_equal(np.asarray(jax.vmap(eigvalsh)(sym[0])), np.asarray(w_ref[0]))
+
+    jaxpr = jax.make_jaxpr(jax.vmap(jax.vmap(eigh)))(sym)
+
+    def eigh_operands(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "eigh":
+                yield eqn.invars[0].aval.shape
+            for param in eqn.params.values():
+                inner = getattr(param, "jaxpr", param)
+                if hasattr(inner, "eqns"):
+                    yield from eigh_operands(inner)
+
+    shapes = list(eigh_operands(jaxpr.jaxpr))
+    assert shapes and all(s == (6, 6) for s in shapes), shapes

@@ -7,6 +7,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from lopkit.metrics._linalg import eigvalsh
+
 
 def ntk_gram(apply_fn: Callable, params, x) -> jnp.ndarray:
     """Empirical NTK Gram matrix ``K_ij = sum_o <grad_theta f_o(x_i), grad_theta f_o(x_j)>``.
@@ -76,7 +78,7 @@ def ntk_summary(K, rtol: float | None = None) -> dict[str, jnp.ndarray]:
     n = K.shape[0]
     if rtol is None:
         rtol = n * float(jnp.finfo(K.dtype).eps)
-    lam = jnp.linalg.eigvalsh(0.5 * (K + K.T))
+    lam = eigvalsh(0.5 * (K + K.T))
     lam_max = lam[-1]
     positive = (lam > rtol * lam_max) & (lam_max > 0)
     lam_min = jnp.min(jnp.where(positive, lam, jnp.inf))

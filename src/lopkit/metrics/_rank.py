@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from lopkit.metrics._linalg import eigh
 from lopkit.metrics._units import as_units
 
 
@@ -56,7 +57,7 @@ def singular_values(phi) -> jnp.ndarray:
     # e_i exactly, and ||Φ e_i|| = 0.
     dead = jnp.diagonal(gram) == 0
     gram = gram - jnp.diag(dead.astype(gram.dtype))
-    _, v = jnp.linalg.eigh(gram, symmetrize_input=True)
+    _, v = eigh(gram)  # one matrix per LAPACK call, also under vmap (metrics._linalg)
     s = jnp.linalg.norm(u @ v, axis=0) * safe
     return -jnp.sort(-s)
 
