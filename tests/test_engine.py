@@ -88,8 +88,8 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
 _PROBE_ON_TWO_DEVICES = """
 import json, jax, jax.numpy as jnp
 from lopkit._experiment import make_experiment
-e = make_experiment("scr", "backprop", seeds=800, steps=10_000, bin_size=10_000,
-                    metrics=("effective_rank",), metrics_every=10_000)
+e = make_experiment("scr", "backprop", seeds=800, steps=1_000, bin_size=1_000,
+                    metrics=("effective_rank",), metrics_every=1_000)
 program, _ = e.build()
 state = program.init(jnp.asarray(e.seed_ids))
 _, errors, values = program.chunk(state, jnp.int32(0), 1)
