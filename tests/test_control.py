@@ -144,8 +144,11 @@ def test_every_remedy_runs_on_an_agent_or_is_refused_clearly(name):
         "redo": {"redo.reset_every": "8", "redo.threshold": "0.5"},
         "snr": {"snr.min_threshold": "3"},
     }.get(name, {})
+    run = {**RUN, "metrics": (), "metrics_every": 0}  # probes on agents: tested elsewhere
     try:
-        e = _experiment(name, seeds=2, change="permutation", change_every="200", **settings)
+        e = _experiment(
+            name, seeds=2, run=run, change="permutation", change_every="200", **settings
+        )
     except ConfigError as err:
         assert name in str(err) and "agent" in str(err)
         assert name == "reset_head"
