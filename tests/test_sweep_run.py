@@ -133,18 +133,27 @@ def test_kill_9_of_the_driver_then_resume_equals_an_uninterrupted_study(
     # a slow test's own default is optimized): the comparison below is exact
     monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
     spec = write_spec(tmp_path / "study.yaml", RELU)  # 3 of the study's cells: same ids
-    out = tmp_path / "s"
-    proc = start_sweep(spec, out, "--jobs", "2", "--no-progress")
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill once a cell is done and another is half-way
+
+    def half_way(out):
         cells = list((out / "cells").glob("*")) if (out / "cells").exists() else []
-        done = [c for c in cells if (c / "DONE").exists()]
-        started = [c for c in cells if (c / "checkpoint").exists() and not (c / "DONE").exists()]
-        if done and started:
+        return [c for c in cells if (c / "checkpoint").exists() and not (c / "DONE").exists()]
+
+    # A half-way cell can still finish between the poll that sees it and the kill (seen once
+    # in a fast spell of this machine): then the run is tried again, up to three times.
+    for attempt in range(3):
+        out = tmp_path / f"s{attempt}"
+        proc = start_sweep(spec, out, "--jobs", "2", "--no-progress")
+        deadline = time.time() + 300
+        while time.time() < deadline:  # kill once a cell is done and another is half-way
+            done = list(out.glob("cells/*/DONE"))
+            if done and half_way(out):
+                break
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.02)
+        kill_driver(proc)
+        if half_way(out):
             break
-        assert proc.poll() is None, proc.stderr.read().decode()
-        time.sleep(0.02)
-    kill_driver(proc)
+    assert half_way(out), "in three tries the half-way cell finished before the kill"
     done_before = {c.name for c in (out / "cells").glob("*") if (c / "DONE").exists()}
     for cid in done_before:  # nothing counted done is half-written
         assert cell_metrics(out, cid).equals(cell_metrics(reference, cid))
