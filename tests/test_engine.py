@@ -62,6 +62,18 @@ print(json.dumps({"devices": jax.local_device_count(), "shards": shards,
 """
 
 
+def _on_devices(devices: int, code: str, *args: str, timeout: float | None = None) -> dict:
+    """Run ``code`` in a new Python process with ``devices`` CPU devices (the count is set
+    when JAX starts); the JSON object on its last line of output."""
+    env = {**os.environ, "LOPKIT_CPU_DEVICES": str(devices)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     """With 2 CPU devices (``LOPKIT_CPU_DEVICES=2``) init splits 4 runs 2 + 2 across them and
     each device runs its own (CBP's any-seed branch included); the results equal those of
@@ -69,13 +81,8 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     code = f"QUICK = {QUICK!r}\n" + _SPLIT_RUNS
     reports, results = {}, {}
     for devices in (1, 2):
-        env = {**os.environ, "LOPKIT_CPU_DEVICES": str(devices)}
         out = tmp_path / f"{devices}.npz"
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(out)], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        reports[devices] = json.loads(done.stdout.strip().splitlines()[-1])
+        reports[devices] = _on_devices(devices, code, str(out))
         with np.load(out) as data:
             results[devices] = [data[k] for k in data.files]
     assert reports[2]["devices"] == 2 and reports[2]["shards"] == [2, 2]
@@ -102,16 +109,10 @@ def test_a_probe_with_an_eigendecomposition_finishes_on_two_devices():
     eigh, split into tasks on XLA's 2-thread pool, hung this program for ever (both pool
     threads waiting on tasks no thread was free to run); ``metrics._linalg.eigh`` decomposes
     one matrix per call. The timeout turns a hang back into a failure."""
-    env = {**os.environ, "LOPKIT_CPU_DEVICES": "2"}
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", _PROBE_ON_TWO_DEVICES],
-            env=env, capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+        report = _on_devices(2, _PROBE_ON_TWO_DEVICES, timeout=240)
     except subprocess.TimeoutExpired:
         pytest.fail("the 2-device program with an effective-rank probe hung (> 240 s)")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"devices": 2, "finite": True}
 
 
