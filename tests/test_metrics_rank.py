@@ -1,6 +1,7 @@
 """Rank metrics on matrices with known spectra."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from lopkit.metrics import (
     srank,
     stable_rank_classic,
 )
+from lopkit.metrics._linalg import eigh, eigvalsh
 
 DIAG = np.diag([4.0, 3.0, 2.0, 1.0])  # sigma sum 10, sigma^2 sum 30
 
@@ -201,10 +203,6 @@ def test_eigh_under_vmap_decomposes_one_matrix_per_call_with_the_batched_result(
     """metrics._linalg.eigh under (nested) vmap: the same eigenvalues and eigenvectors as
     LAPACK's batched call, and every eigh in the program has one matrix (no batch for jaxlib
     to split across the thread pool, which hung 2-device programs)."""
-    import jax.numpy as jnp
-
-    from lopkit.metrics._linalg import eigh, eigvalsh
-
     rng = np.random.default_rng(0)
     a = rng.normal(size=(3, 4, 6, 6)).astype(np.float32)
     sym = jnp.asarray(a @ np.swapaxes(a, -1, -2))
