@@ -1,14 +1,12 @@
 """The engine: seeds are independent runs, resume equals uninterrupted, divergence is masked."""
 
-import json
-import os
 import subprocess
-import sys
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _device_helpers import on_devices
 from lopkit._experiment import make_experiment, run_experiment
 from lopkit.results import load
 
@@ -62,18 +60,6 @@ print(json.dumps({"devices": jax.local_device_count(), "shards": shards,
 """
 
 
-def _on_devices(devices: int, code: str, *args: str, timeout: float | None = None) -> dict:
-    """Run ``code`` in a new Python process with ``devices`` CPU devices (the count is set
-    when JAX starts); the JSON object on its last line of output."""
-    env = {**os.environ, "LOPKIT_CPU_DEVICES": str(devices)}
-    done = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     """With 2 CPU devices (``LOPKIT_CPU_DEVICES=2``) init splits 4 runs 2 + 2 across them and
     each device runs its own (CBP's any-seed branch included); the results equal those of
@@ -82,7 +68,7 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     reports, results = {}, {}
     for devices in (1, 2):
         out = tmp_path / f"{devices}.npz"
-        reports[devices] = _on_devices(devices, code, str(out))
+        reports[devices] = on_devices(devices, code, str(out))
         with np.load(out) as data:
             results[devices] = [data[k] for k in data.files]
     assert reports[2]["devices"] == 2 and reports[2]["shards"] == [2, 2]
@@ -110,7 +96,7 @@ def test_a_probe_with_an_eigendecomposition_finishes_on_two_devices():
     threads waiting on tasks no thread was free to run); ``metrics._linalg.eigh`` decomposes
     one matrix per call. The timeout turns a hang back into a failure."""
     try:
-        report = _on_devices(2, _PROBE_ON_TWO_DEVICES, timeout=240)
+        report = on_devices(2, _PROBE_ON_TWO_DEVICES, timeout=240)
     except subprocess.TimeoutExpired:
         pytest.fail("the 2-device program with an effective-rank probe hung (> 240 s)")
     assert report == {"devices": 2, "finite": True}

@@ -114,3 +114,18 @@ def per_device(fn, state: Any):
     return jax.shard_map(fn, mesh=sharding.mesh, in_specs=(spec,), out_specs=spec, check_vma=False)(
         state
     )
+
+
+def gather(tree: Any) -> Any:
+    """``tree`` on one device (the first local one) when its leaves are split across
+    several (as :func:`place` leaves a state), for a small computation that a call across
+    devices would only slow down: each device's share would wait on the others'."""
+    import jax
+
+    def split(leaf):
+        sharding = getattr(leaf, "sharding", None)  # None: a host array
+        return sharding is not None and len(sharding.device_set) > 1
+
+    if not any(split(leaf) for leaf in jax.tree_util.tree_leaves(tree)):
+        return tree  # on one device, or host arrays (which a jitted call puts on the first)
+    return jax.device_put(tree, jax.local_devices()[0])

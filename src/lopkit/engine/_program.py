@@ -364,11 +364,15 @@ class Program:
 
     def place(self, state: dict[str, Any]) -> dict[str, Any]:
         """``state`` with its runs split across the local devices (:func:`lopkit._devices.
-        place`: one CPU device per core by default), so that they compute in parallel.
-        Not for ``seed_map="map"`` (runs one after another) or a hosted stream (its per-step
-        acting call would wait on every device); there, and on one device, unchanged."""
-        if self.hosted or self.seed_map != "vmap":
+        place`: one CPU device per core by default), so that they compute in parallel; a
+        hosted stream's host part stays on the host. Not for ``seed_map="map"`` (runs one
+        after another): there, and on one device, unchanged."""
+        if self.seed_map != "vmap":
             return state
+        if self.hosted:
+            host = state["host"]
+            device = _devices.place({k: v for k, v in state.items() if k != "host"})
+            return {**device, "host": host}
         return _devices.place(state)
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
@@ -401,8 +405,11 @@ class Program:
             totals, records = [], []
             for j in range(blocks_per_bin):
                 index = jnp.asarray(b * blocks_per_bin + j, jnp.int32)
-                # only what acting reads, so that a step's call passes few buffers
-                inputs = (device["learner"]["params"], device["stream"], device["keys"]["stream"])
+                # only what acting reads, so that a step's call passes few buffers, on one
+                # device: a call across devices per env step would wait on each of them
+                inputs = _devices.gather(
+                    (device["learner"]["params"], device["stream"], device["keys"]["stream"])
+                )
 
                 def act(obs, t, inputs=inputs, index=index):
                     return self._act(*inputs, obs, index, np.int32(t))
@@ -438,22 +445,24 @@ class Program:
     def _fed_block(self, constants: Any, state: dict[str, Any], feed: Any, block_index):
         program = self.bound(constants)
 
-        def one(state, block_index, feed):  # each run's own learner, as run_bins
+        def one(state, feed):  # each run's own learner, as run_bins
             return program.configured(state.get("settings"))._block(state, block_index, feed)
 
-        run = jax.vmap(one, in_axes=(0, None, 0), axis_name=SEED_AXIS)
-        state, (total, records) = run(state, block_index, feed)
-        return state, total, records
+        def runs(state_and_feed):
+            state, (total, records) = jax.vmap(one, axis_name=SEED_AXIS)(*state_and_feed)
+            return state, total, records
+
+        return _devices.per_device(runs, (state, feed))
 
     @functools.partial(jax.jit, static_argnums=0)
     def _host_bin(self, constants: Any, state: dict[str, Any], b, totals, records):
         program = self.bound(constants)
 
-        def one(state, b, totals, records):
+        def one(state, totals, records):
             return program.configured(state.get("settings"))._bin_values(state, b, totals, records)
 
-        run = jax.vmap(one, in_axes=(0, None, 0, 0), axis_name=SEED_AXIS)
-        return run(state, b, totals, records)
+        run = jax.vmap(lambda args: one(*args), axis_name=SEED_AXIS)
+        return _devices.per_device(run, (state, totals, records))
 
     # A stream's shared data set is an argument of the compiled functions, not a constant
     # embedded in them (an embedded 150 MB array costs seconds of compilation and several

@@ -141,6 +141,11 @@ class AntEnvs:
         self.episodes = np.zeros(k, np.int64)  # episodes ended
         self.obs = np.zeros((k, self.config.obs_dim))
         self._torso_xy = np.zeros((k, 2))
+        # what a step reads of each env's simulator, filled by the thread that stepped it
+        m = self.models[0]
+        self._qpos, self._qvel = np.zeros((k, m.nq)), np.zeros((k, m.nv))
+        self._xy = np.zeros((k, 2))
+        self._forces = np.zeros((k, m.nbody, 6)) if self.config.version == "v5" else None
         # the calling thread steps envs too, beside threads - 1 workers
         self._threads = min(self.config.threads or os.cpu_count() or 1, k)
         self._pool = ThreadPoolExecutor(self._threads - 1) if self._threads > 1 else None
@@ -205,15 +210,19 @@ class AntEnvs:
         iterator shared by all threads of a step (``next`` on it is atomic under the GIL), so
         a thread that finishes early takes the next env: envs' costs differ with their
         contacts, and fixed shares left a thread idle ~20% of a step. Which thread steps an
-        env changes nothing in it. ``mj_step`` releases the GIL; all bookkeeping is done
-        afterwards, vectorized, in :meth:`step`."""
-        frame_skip, v5 = self.config.frame_skip, self.config.version == "v5"
+        env changes nothing in it. ``mj_step`` releases the GIL. The thread copies what the
+        step reads of the env (qpos, qvel, torso xy, v5's contact forces) into the
+        ``[K, …]`` arrays while the other threads step theirs (gathering them afterwards
+        was serial time in every step); the rest is done vectorized in :meth:`step`."""
+        frame_skip, v5, torso = self.config.frame_skip, self.config.version == "v5", self._torso
         for k in envs:
             m, d = self.models[k], self.datas[k]
             d.ctrl[:] = actions[k]
             mujoco.mj_step(m, d, nstep=frame_skip)
+            self._qpos[k], self._qvel[k], self._xy[k] = d.qpos, d.qvel, d.xpos[torso, :2]
             if v5:
                 mujoco.mj_rnePostConstraint(m, d)  # fills cfrc_ext, as gymnasium does
+                self._forces[k] = d.cfrc_ext
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         """One env step of every env: ``actions [K, 8]`` (not clipped here: MuJoCo clamps).
@@ -236,9 +245,7 @@ class AntEnvs:
         self._physics(queue, actions)
         for f in workers:
             f.result()
-        qpos = np.stack([d.qpos for d in self.datas])
-        qvel = np.stack([d.qvel for d in self.datas])
-        xy = np.stack([d.xpos[self._torso, :2] for d in self.datas])
+        qpos, qvel, xy = self._qpos, self._qvel, self._xy
         x_velocity = (xy[:, 0] - self._torso_xy[:, 0]) / self._dt
         self._torso_xy[:] = xy
         z = qpos[:, 2]
@@ -253,7 +260,7 @@ class AntEnvs:
         reward = x_velocity + alive * cfg.healthy_reward - ctrl_cost
         forces = None
         if cfg.version == "v5":
-            forces = np.clip(np.stack([d.cfrc_ext for d in self.datas]), -1.0, 1.0)
+            forces = np.clip(self._forces, -1.0, 1.0)
             reward = reward - cfg.contact_cost_weight * np.sum(np.square(forces), axis=(1, 2))
         obs = self._observations(qpos, qvel, forces)
         steps = self.total_steps.copy()  # the index of this step, per env
