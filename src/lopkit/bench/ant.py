@@ -13,12 +13,13 @@ MJX (``--mjx``) is built for accelerators; on a CPU its rollouts are slow and it
 long, so there it runs a shorter rollout (``--mjx-rollout``, default 256 on a CPU, 2,048
 on an accelerator) with the official 10 × 16 minibatches.
 
-    python -m lopkit.bench.ant [--seeds 1 8 32] [--mjx]
+    python -m lopkit.bench.ant [--seeds 1 8 32] [--blocks 3] [--mjx]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 
@@ -29,10 +30,12 @@ from lopkit._experiment import make_experiment
 
 
 def ppo_throughput(
-    seeds: int, backend: str = "host", rollout: int = 2048, blocks: int = 1
+    seeds: int, backend: str = "host", rollout: int = 2048, blocks: int = 3
 ) -> dict[str, float]:
-    """Aggregate env-steps/s of ``blocks`` PPO iterations (policy + env + update), after one
-    iteration that compiles; with the CPU cores the process got meanwhile."""
+    """Aggregate env-steps/s of PPO iterations (policy + env + update), after one iteration
+    that compiles: the median over ``blocks`` iterations timed one by one (on a shared
+    machine one iteration's figure moves with the load), their range, and the CPU cores
+    the process got meanwhile."""
     e = make_experiment(
         "ant", "backprop", {"backend": backend, "rollout_steps": str(rollout)}, seeds=seeds,
         steps=rollout * (1 + blocks), bin_size=rollout, metrics=(), metrics_every=0,
@@ -43,14 +46,17 @@ def ppo_throughput(
     state, errors, _ = program.chunk(state, jnp.int32(0), 1)
     jax.block_until_ready(errors)
     compile_s = time.perf_counter() - start
-    start, cpu = time.perf_counter(), time.process_time()
-    state, errors, _ = program.chunk(state, jnp.int32(1), blocks)
-    jax.block_until_ready(errors)
-    wall = time.perf_counter() - start
+    rates, cpu, wall = [], time.process_time(), time.perf_counter()
+    for b in range(1, 1 + blocks):
+        start = time.perf_counter()
+        state, errors, _ = program.chunk(state, jnp.int32(b), 1)
+        jax.block_until_ready(errors)
+        rates.append(seeds * rollout / (time.perf_counter() - start))
     return {
         "seeds": seeds,
-        "env_steps_per_second": seeds * rollout * blocks / wall,
-        "cpu": (time.process_time() - cpu) / wall,
+        "env_steps_per_second": statistics.median(rates),
+        "range": (min(rates), max(rates)),
+        "cpu": (time.process_time() - cpu) / (time.perf_counter() - wall),
         "first_call_s": compile_s,
     }
 
@@ -61,21 +67,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mjx", action="store_true", help="also the mjx back-end")
     parser.add_argument("--mjx-rollout", type=int, default=0, help="MJX rollout (0: auto)")
     parser.add_argument("--seconds", type=float, default=3.0, help="env-alone timing")
+    parser.add_argument("--blocks", type=int, default=3, help="host iterations timed")
     args = parser.parse_args(argv)
     from lopkit.mujoco_envs.bench import host_steps_per_second, mjx_steps_per_second
 
     print(
         "PPO on Ant (ant benchmark, nets [256, 256], 10 epochs × 16 minibatches), aggregate "
-        "env-steps/s, compile excluded; CPU = cores this process got:"
+        f"env-steps/s, compile excluded, host: median (range) of {args.blocks} iterations; "
+        "CPU = cores this process got:"
     )
-    head = f"  {'backend':<8} {'K':>4} {'policy+env+update':>18} {'CPU':>5} {'env alone':>10}"
-    print(f"{head} {'CPU':>5}")
+    head = f"  {'backend':<8} {'K':>4} {'policy+env+update':>18} {'(range)':>15} {'CPU':>5}"
+    print(f"{head} {'env alone':>10} {'CPU':>5}")
     for k in args.seeds:
-        r = ppo_throughput(k, "host")
+        r = ppo_throughput(k, "host", blocks=args.blocks)
         env, cpu = host_steps_per_second(k, 0, args.seconds)
+        span = "({:,.0f}–{:,.0f})".format(*r["range"])
         print(
-            f"  {'host':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {r['cpu']:>5.2f} "
-            f"{env:>10,.0f} {cpu:>5.2f}",
+            f"  {'host':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {span:>15} "
+            f"{r['cpu']:>5.2f} {env:>10,.0f} {cpu:>5.2f}",
             flush=True,
         )
     if args.mjx:
@@ -83,12 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         rollout = args.mjx_rollout or (2048 if accelerator else 256)
         print(f"  mjx on {jax.devices()[0].platform}, rollout {rollout}:")
         for k in args.seeds:
-            r = ppo_throughput(k, "mjx", rollout)
+            r = ppo_throughput(k, "mjx", rollout, blocks=1)
             env, compile_s = mjx_steps_per_second(k)
             print(
-                f"  {'mjx':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {r['cpu']:>5.2f} "
-                f"{env:>10,.0f}       (first call {r['first_call_s']:.0f} s, env compile "
-                f"{compile_s:.0f} s)",
+                f"  {'mjx':<8} {k:>4} {r['env_steps_per_second']:>18,.0f} {'':>15} "
+                f"{r['cpu']:>5.2f} {env:>10,.0f}       (first call {r['first_call_s']:.0f} s, "
+                f"env compile {compile_s:.0f} s)",
                 flush=True,
             )
     return 0

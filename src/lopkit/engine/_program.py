@@ -19,7 +19,8 @@ episodes that ended in the bin), recorded beside the learner's error.
 (``stream.hosted``: MuJoCo's C simulator, stepped in threads on the host) cannot be
 scanned over; the engine then drives the same per-seed pieces from the host, block by
 block: ``stream.play(host, act, n)`` plays one block on the host, calling ``act(obs, t)``
-— one jitted call of ``stream.act`` vmapped over all seeds per env step — and returns the
+— one jitted call of ``stream.act`` vmapped over all seeds per env step, with the step's
+randomness (``stream.act_noise``) drawn for the whole block beforehand — and returns the
 block's data (``feed``, numpy, leading seed axis); one compiled vmapped call then runs
 ``stream.block(…, predict, feed)`` and the learner's updates exactly as :meth:`_block`
 does for any stream, and at the end of a bin one compiled call computes its error,
@@ -407,12 +408,13 @@ class Program:
                 index = jnp.asarray(b * blocks_per_bin + j, jnp.int32)
                 # only what acting reads, so that a step's call passes few buffers, on one
                 # device: a call across devices per env step would wait on each of them
-                inputs = _devices.gather(
+                params, stream_state, keys = _devices.gather(
                     (device["learner"]["params"], device["stream"], device["keys"]["stream"])
                 )
+                noise = jax.device_get(self._act_noise(keys, index))  # [n, K, …] on the host
 
-                def act(obs, t, inputs=inputs, index=index):
-                    return self._act(*inputs, obs, index, np.int32(t))
+                def act(obs, t, inputs=(params, stream_state), noise=noise):
+                    return self._act(*inputs, obs, noise[t])
 
                 host, feed = self.stream.play(host, act, self.block_size)
                 device, total, record = self._fed_block(self.constants, device, feed, index)
@@ -428,16 +430,27 @@ class Program:
         return {**device, "host": host}, jnp.stack(errors, 1), jnp.stack(values, 1)
 
     @functools.partial(jax.jit, static_argnums=0)
-    def _act(self, params, stream_state, stream_key, obs, block_index, t):
-        """All seeds' actions at env step ``t`` of block ``block_index``: vmapped
-        ``stream.act(stream_state, predict, obs, key)`` with obs ``[K, …]``; the key is the
-        seed's block key (as :meth:`_block` derives it) folded with ``t``."""
+    def _act_noise(self, stream_key, block_index):
+        """The randomness of every seed's acting in block ``block_index``, ``[n, K, …]``:
+        ``stream.act_noise(key)`` for env step ``t`` with the seed's block key (as
+        :meth:`_block` derives it) folded with ``t``. Drawn for the whole block in one call,
+        so that a step's call (:meth:`_act`) is the policy alone."""
 
-        def one(p, s, k, o):
-            key = jax.random.fold_in(jax.random.fold_in(k, block_index), t)
-            return self.stream.act(s, functools.partial(self.learner.net.apply, p), o, key)
+        def one(k, t):
+            return self.stream.act_noise(jax.random.fold_in(jax.random.fold_in(k, block_index), t))
 
-        return jax.vmap(one)(params, stream_state, stream_key, obs)
+        steps = jnp.arange(self.block_size, dtype=jnp.int32)
+        return jax.vmap(jax.vmap(one, (0, None)), (None, 0))(stream_key, steps)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def _act(self, params, stream_state, obs, noise):
+        """All seeds' actions at one env step: vmapped ``stream.act(stream_state, predict,
+        obs, noise)`` with obs ``[K, …]`` and the step's ``noise`` (:meth:`_act_noise`)."""
+
+        def one(p, s, o, z):
+            return self.stream.act(s, functools.partial(self.learner.net.apply, p), o, z)
+
+        return jax.vmap(one)(params, stream_state, obs, noise)
 
     @functools.partial(
         jax.jit, static_argnums=0, donate_argnums=2, compiler_options=COMPILER_OPTIONS

@@ -20,7 +20,8 @@ Per seed, the device stream state::
      the friction, at the end of the last block), "recent": [n, D] the last rollout's
      observations (the probe batch)}
 
-Acting keys: env step ``t`` of block ``b`` uses ``fold_in(block key, t)``; the block's
+Acting keys: env step ``t`` of block ``b`` uses ``fold_in(block key, t)`` (the engine draws
+every step's noise of a block in one call, :meth:`HostRolloutStream.act_noise`); the block's
 minibatch shuffle uses ``fold_in(block key, n)`` (``n`` = steps per block), so no key is
 used twice.
 """
@@ -35,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lopkit.rl._ppo import PPOConfig, log_prob, sample
+from lopkit.rl._ppo import PPOConfig, log_prob
 from lopkit.rl._rollout import PPOBlocks, ppo_batches
 from lopkit.streams._base import Block
 
@@ -78,14 +79,20 @@ class HostRolloutStream(PPOBlocks):
             "recent": jnp.zeros((self.ppo.batch, self.observations), jnp.float32),
         }
 
-    def act(self, state: dict[str, Any], predict, obs: jax.Array, key: jax.Array):
-        """One seed's action at one step: obs ``[D]`` → action ``[A]`` (unclipped: MuJoCo
-        clamps) and its log-probability. The value net is not evaluated here (the compiled
-        call drops it): :meth:`block` evaluates it on the whole rollout at once — the same
-        parameters, so the same estimates, in one batched product instead of one per step."""
+    def act_noise(self, key: jax.Array) -> jax.Array:
+        """The randomness of one seed's action at one step: ξ ~ N(0, 1) ``[A]`` (the draw
+        of :func:`lopkit.rl.sample`, the same bits from the same key)."""
+        return jax.random.normal(key, (self.actions,), jnp.float32)
+
+    def act(self, state: dict[str, Any], predict, obs: jax.Array, noise: jax.Array):
+        """One seed's action at one step: obs ``[D]`` → action μ + σ·ξ ``[A]`` (ξ = ``noise``
+        from :meth:`act_noise`; unclipped: MuJoCo clamps) and its log-probability. The value
+        net is not evaluated here (the compiled call drops it): :meth:`block` evaluates it on
+        the whole rollout at once — the same parameters, so the same estimates, in one
+        batched product instead of one per step."""
         del state
         out, _ = predict(obs[None])
-        action = sample(key, out, False)
+        action = out["policy"] + jnp.exp(out["log_std"]) * noise
         return {"action": action[0], "log_prob": log_prob(out, action, False)[0]}
 
     def block(self, state, key, start, n, predict, feed):
