@@ -36,8 +36,9 @@ refused), ``max_probe_size`` and ``step_unit`` (what the progress bar counts).
 seed axis: part of the run state, so checkpoints hold it), ``act_noise(key)`` (the
 randomness of one seed's action at one env step; the engine draws a whole block's at once),
 ``act(state, predict, x, noise) -> dict`` (one seed's action at one env step, traced; the
-engine calls it vmapped over the seeds, jitted, once per env step) and ``play(host, act, n) -> (host, feed)`` (``n`` env
-steps of every seed on the host, ``act(obs [K, …], t)`` giving the actions); its
+engine calls it vmapped over the seeds, jitted, once per env step) and ``play(host, act,
+n) -> (host, feed)`` (``n`` env steps of every seed on the host, ``act(obs [K, …], t)``
+giving the actions); its
 ``block(state, key, start, n, predict, feed)`` receives one seed's ``feed`` and returns the
 block as any stream does (:mod:`lopkit.engine._program`, :mod:`lopkit.rl._host`).
 """
