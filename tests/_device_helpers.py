@@ -16,3 +16,18 @@ def on_devices(devices: int, code: str, *args: str, timeout: float | None = None
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def on_one_and_two_devices(code: str, tmp_path) -> tuple[dict, dict]:
+    """``code`` run on 1 and on 2 CPU devices (:func:`on_devices`), given the path of an
+    ``.npz`` file to write as its argument: (its JSON reports, the arrays it saved), each a
+    dict keyed by the device count (the arrays: a dict of name to array, in saved order)."""
+    import numpy as np
+
+    reports, results = {}, {}
+    for devices in (1, 2):
+        out = tmp_path / f"{devices}.npz"
+        reports[devices] = on_devices(devices, code, str(out))
+        with np.load(out) as data:
+            results[devices] = dict(data)
+    return reports, results

@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from _device_helpers import on_devices
+from _device_helpers import on_one_and_two_devices
 
 pytest.importorskip("mujoco")
 pytest.importorskip("gymnasium")
@@ -166,12 +166,7 @@ def test_the_updates_of_a_hosted_run_split_across_devices_as_one_device_computes
     and the run computes what one device computes: same rewards, weights, probes and
     simulator states. Each in its own process: the device count is set when JAX starts."""
     code = f"SMALL = {SMALL!r}\nRUN = {RUN!r}\n" + _HOSTED_ON_DEVICES
-    reports, results = {}, {}
-    for devices in (1, 2):
-        out = tmp_path / f"{devices}.npz"
-        reports[devices] = on_devices(devices, code, str(out))
-        with np.load(out) as data:
-            results[devices] = dict(data)
+    reports, results = on_one_and_two_devices(code, tmp_path)
     assert reports[2] == {"state_devices": 2, "result_devices": 2}
     assert reports[1] == {"state_devices": 1, "result_devices": 1}
     one, two = results[1], results[2]

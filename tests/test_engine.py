@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from _device_helpers import on_devices
+from _device_helpers import on_devices, on_one_and_two_devices
 from lopkit._experiment import make_experiment, run_experiment
 from lopkit.results import load
 
@@ -65,16 +65,11 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     each device runs its own (CBP's any-seed branch included); the results equal those of
     one device. Each in its own process: the device count is set when JAX starts."""
     code = f"QUICK = {QUICK!r}\n" + _SPLIT_RUNS
-    reports, results = {}, {}
-    for devices in (1, 2):
-        out = tmp_path / f"{devices}.npz"
-        reports[devices] = on_devices(devices, code, str(out))
-        with np.load(out) as data:
-            results[devices] = [data[k] for k in data.files]
+    reports, results = on_one_and_two_devices(code, tmp_path)
     assert reports[2]["devices"] == 2 and reports[2]["shards"] == [2, 2]
     assert reports[2]["result_devices"] == 2 and reports[2]["three_runs_devices"] == 1
     assert reports[1]["shards"] == [4, 1]
-    for a, b in zip(results[1], results[2], strict=True):
+    for a, b in zip(results[1].values(), results[2].values(), strict=True):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
 
 
