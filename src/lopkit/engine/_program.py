@@ -84,6 +84,12 @@ def chunk_capacity(n_bins: int) -> int:
     return max(64, 1 << (max(n_bins, 1) - 1).bit_length())
 
 
+def _split_host(state: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """A hosted run's state as (its device part, ``state["host"]``: the simulators' numpy
+    state, which stays on the host)."""
+    return {k: v for k, v in state.items() if k != "host"}, state["host"]
+
+
 def seed_key(base_seed: int, seed: jax.Array) -> jax.Array:
     """The root key of seed ``seed``: fold_in(PRNGKey(base_seed), seed)."""
     return jax.random.fold_in(jax.random.PRNGKey(base_seed), seed)
@@ -371,9 +377,8 @@ class Program:
         if self.seed_map != "vmap":
             return state
         if self.hosted:
-            host = state["host"]
-            device = _devices.place({k: v for k, v in state.items() if k != "host"})
-            return {**device, "host": host}
+            device, host = _split_host(state)
+            return {**_devices.place(device), "host": host}
         return _devices.place(state)
 
     def chunk(self, state: dict[str, Any], first_bin: jax.Array, n_bins: int):
@@ -398,8 +403,7 @@ class Program:
         """:meth:`chunk` for a hosted stream: per block, ``stream.play`` on the host (one
         :meth:`_act` call per env step), then one compiled :meth:`_fed_block`; per bin one
         compiled :meth:`_host_bin`. Same outputs as :meth:`chunk`."""
-        host = state["host"]
-        device = {k: v for k, v in state.items() if k != "host"}
+        device, host = _split_host(state)
         blocks_per_bin = self.bin_size // self.block_size
         errors, values = [], []
         for b in range(first_bin, first_bin + n_bins):

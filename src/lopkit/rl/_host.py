@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lopkit.rl._ppo import PPOConfig, log_prob
+from lopkit.rl._ppo import PPOConfig, gaussian_action, log_prob
 from lopkit.rl._rollout import PPOBlocks, ppo_batches
 from lopkit.streams._base import Block
 
@@ -92,7 +92,7 @@ class HostRolloutStream(PPOBlocks):
         batched product instead of one per step."""
         del state
         out, _ = predict(obs[None])
-        action = out["policy"] + jnp.exp(out["log_std"]) * noise
+        action = gaussian_action(out, noise)
         return {"action": action[0], "log_prob": log_prob(out, action, False)[0]}
 
     def block(self, state, key, start, n, predict, feed):

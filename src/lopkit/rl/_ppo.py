@@ -125,7 +125,11 @@ def sample(key: jax.Array, out: dict[str, jax.Array], discrete: bool) -> jax.Arr
     the env clamps, as the official code leaves it to MuJoCo)."""
     if discrete:
         return jax.random.categorical(key, out["policy"], axis=-1).astype(jnp.int32)
-    noise = jax.random.normal(key, out["policy"].shape, out["policy"].dtype)
+    return gaussian_action(out, jax.random.normal(key, out["policy"].shape, out["policy"].dtype))
+
+
+def gaussian_action(out: dict[str, jax.Array], noise: jax.Array) -> jax.Array:
+    """μ + σ·ξ for a given draw ξ ~ N(0, 1) of the policy's shape (unclipped)."""
     return out["policy"] + jnp.exp(out["log_std"]) * noise
 
 
