@@ -172,6 +172,37 @@ class Experiment:
         """The names of the swept settings, in the order given."""
         return tuple(name for name, _ in self.axes)
 
+    @property
+    def traced(self) -> _axes.Axes:
+        """Every setting the program reads as a traced per-run scalar, with its values: the
+        swept settings, then every other continuous setting (``axis=True``: the benchmark's
+        optimizer settings, the remedies' rates, thresholds, …) that is not zero.
+
+        A plain run and the same values inside a grid therefore compile the same arithmetic:
+        XLA folds a constant setting into the expressions around it (and may reorder them),
+        which a traced one it cannot, so a run whose step size was a constant came out one
+        rounding apart from the same run in a step-size grid. A setting that is 0 stays a
+        constant: 0 means "off" (no momentum, no noise), the structure a program may skip,
+        and a traced 0 in a grid adds and multiplies exactly what the skipped term would."""
+        swept = set(self.swept)
+        fixed: list[tuple[str, tuple[Any, ...]]] = []
+        for f in dataclasses.fields(self.config):
+            if f.name not in swept and _config.is_axis(type(self.config), f.name):
+                fixed.append((f.name, (getattr(self.config, f.name),)))
+        for name, c in zip(self.method_names, self.remedy_configs, strict=True):
+            for f in dataclasses.fields(c):
+                key = f"{name}.{f.name}"
+                if key not in swept and _config.is_axis(type(c), f.name):
+                    fixed.append((key, (getattr(c, f.name),)))
+        return self.axes + tuple(
+            (k, v) for k, v in fixed if isinstance(v[0], int | float) and v[0] != 0
+        )
+
+    def _defaults(self) -> dict[str, Any]:
+        """One run's traced settings at the configured (first) values, typed as read."""
+        dtypes = self._dtypes()
+        return {k: np.asarray(v[0], dtypes[k]) for k, v in self.traced}
+
     def _learner(self, problem: Any, settings: dict[str, Any]) -> Learner:
         """The learner with ``settings`` (``{name: value}``, values concrete or traced)
         in place of the configured values: benchmark settings are optimizer settings,
@@ -195,8 +226,8 @@ class Experiment:
             if "." in key:
                 remedy, _, sub = key.partition(".")
                 tops.setdefault(remedy, {})[sub] = max(values)
-        ceilings = tuple(
-            dataclasses.replace(c, **tops[n]) if n in tops else None
+        ceilings = tuple(  # concrete: every remedy setting at the largest value it takes
+            dataclasses.replace(c, **tops.get(n, {}))
             for n, c in zip(names, self.remedy_configs, strict=True)
         )
         draft = problem.make_network(problem.network)
@@ -235,6 +266,12 @@ class Experiment:
                     f"{self.benchmark.name} does not read {key} as an optimizer setting, so "
                     f"it cannot take a list here; run one program per value with `lopkit sweep`"
                 )
+        for key, _ in self.traced:
+            if key not in self.swept and "." not in key and key not in problem.optimizer:
+                raise AssertionError(
+                    f"{self.benchmark.name}'s continuous setting {key!r} is not an optimizer "
+                    "setting: declare it axis=False or read it from the optimizer dict"
+                )
         learner = self._learner(problem, {})
         _probes.check(self.run.metrics, learner, problem.stream)
         _check_stream_run(problem.stream, self.run)
@@ -249,7 +286,8 @@ class Experiment:
             metrics_every=self.run.metrics_every,
             seed_map=problem.seed_map,
             protocol=problem.protocol,
-            configure=(lambda s: self._learner(problem, s)) if self.axes else None,
+            configure=(lambda s: self._learner(problem, s)) if self.traced else None,
+            settings=self._defaults() if self.traced else None,
             identity=self.identity,
         )
         return program, problem.error_name
@@ -289,7 +327,7 @@ class Experiment:
 
     def _dtypes(self) -> dict[str, type]:
         out = {}
-        for key in self.swept:
+        for key, _ in self.traced:
             if "." in key:
                 remedy, _, sub = key.partition(".")
                 out[key] = _axes.dtype_of(REMEDIES[remedy].config, sub)
@@ -298,14 +336,18 @@ class Experiment:
         return out
 
     def runs(self, exact: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(seed ids ``[R]``, ``{swept setting: [R]}``) of the program's R runs: every grid
-        point × every seed (just the seeds when nothing is swept). The settings are typed
-        as the program reads them (float32, int32), or float64 as given with ``exact``
-        (the metrics table's columns)."""
-        if not self.axes:
+        """(seed ids ``[R]``, ``{setting: [R]}``) of the program's R runs: every grid point ×
+        every seed (just the seeds when nothing is swept), with every traced setting
+        (:attr:`traced`) typed as the program reads it (float32, int32); with ``exact``,
+        just the swept settings as given, in float64 (the metrics table's columns)."""
+        if exact:
+            if not self.axes:
+                return self.seed_ids, {}
+            dtypes = {n: np.float64 for n in self.swept}
+            return _axes.run_settings(self.axes, dtypes, self.seed_ids)
+        if not self.traced:
             return self.seed_ids, {}
-        dtypes = {n: np.float64 for n in self.swept} if exact else self._dtypes()
-        return _axes.run_settings(self.axes, dtypes, self.seed_ids)
+        return _axes.run_settings(self.traced, self._dtypes(), self.seed_ids)
 
     def cell(self, point: dict[str, Any]) -> Experiment:
         """The plain experiment of one grid point (its values concrete, nothing swept)."""

@@ -23,3 +23,32 @@ def any_seed(pred: jax.Array) -> jax.Array:
         return jax.lax.psum(jnp.asarray(pred, jnp.int32), SEED_AXIS) > 0
     except NameError:  # not mapped over the seed axis (a direct call, e.g. in a test)
         return jnp.asarray(pred, bool)
+
+
+def one_run_at_a_time(fn):
+    """``fn`` (written for one run) which, mapped over runs, computes them one after another.
+
+    Under ``vmap`` XLA computes a run's matrix products as one batched product over the
+    runs, and how it sums a long contraction (a 2,000-example probe batch) depends on the
+    batch: the same run's Gram matrix came out a rounding apart alone and in a batch of 8,
+    and so did its effective rank. Mapped one run at a time (``lax.map``), each run's
+    products have the shapes they have alone, so its values are the same bits whatever
+    runs are beside it. For rare, heavy work (the probes, every few thousand steps), where
+    a loop step per run costs little; not for the update step.
+    """
+    from jax import custom_batching
+
+    @custom_batching.custom_vmap
+    def mapped(*args):
+        return fn(*args)
+
+    @mapped.def_vmap
+    def _rule(axis_size, in_batched, *args):
+        def widen(batched, leaf):
+            return leaf if batched else jnp.broadcast_to(leaf, (axis_size, *jnp.shape(leaf)))
+
+        args = jax.tree_util.tree_map(widen, list(in_batched), list(args))
+        out = jax.lax.map(lambda a: mapped(*a), tuple(args))
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return mapped

@@ -59,7 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lopkit import _devices
-from lopkit._seeds import SEED_AXIS
+from lopkit._seeds import SEED_AXIS, one_run_at_a_time
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 
@@ -110,9 +110,10 @@ class Program:
     the data as an argument and run the methods of the bound stream (see
     :mod:`lopkit.streams._base`).
 
-    configure: ``settings -> Learner`` for a program whose runs differ in continuous
-    settings (None: every run uses ``learner``); ``learner`` is then the learner of the
-    first run's values, used for what does not depend on them (shapes, labels).
+    configure: ``settings -> Learner`` for a program that reads continuous settings as
+    traced per-run values (None: every run uses ``learner``); ``learner`` is then the
+    learner of the first run's values, used for what does not depend on them (shapes,
+    labels). settings: the values every run takes when :meth:`init` is given none.
     identity: a hashable description for structural equality (None: by identity).
     """
 
@@ -127,6 +128,7 @@ class Program:
     seed_map: str = "vmap"
     protocol: Any = None  # the benchmark's procedure after each update (Problem.protocol)
     configure: Any = None  # settings -> Learner (the runs' own continuous settings)
+    settings: Any = None  # with configure: one run's settings, when init is given none
     identity: Any = None  # hashable: equal identities compute the same (one compile)
 
     def __eq__(self, other: object) -> bool:
@@ -145,7 +147,9 @@ class Program:
 
     # ---- one seed -------------------------------------------------------------------
     def init_seed(self, seed: jax.Array, settings: Any = None) -> dict[str, Any]:
-        if self.configure is not None and settings is not None:
+        if self.configure is not None:
+            if settings is None:
+                settings = {k: jnp.asarray(v) for k, v in self.settings.items()}
             state = self.configured(settings).init_seed(seed)
             return {**state, "settings": settings}
         root = seed_key(self.base_seed, seed)
@@ -259,6 +263,7 @@ class Program:
         return any(_probes.PROBES[n].needs_params0 for n in self.probes)
 
     def _probe_values(self, state: dict[str, Any], bin_index: jax.Array):
+        self = self.configured(state.get("settings"))
         key = jax.random.fold_in(state["keys"]["probe"], bin_index)
         k_batch, k_probe = jax.random.split(key)
         x, y = self.stream.probe(state["stream"], k_batch, self.probe_size)
@@ -291,12 +296,12 @@ class Program:
         none were taken); rows past ``n_bins`` are NaN.
         """
         blocks_per_bin = self.bin_size // self.block_size
-        if "settings" in state:  # this run's own learner (its settings are traced)
-            self = self.configured(state["settings"])
+        # this run's own learner (its settings are traced); the probes configure their own
+        run = self.configured(state.get("settings"))
 
         def bin_body(state, b):
             def block_body(state, j):
-                return self._block(state, b * blocks_per_bin + j)
+                return run._block(state, b * blocks_per_bin + j)
 
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
             return state, self._bin_values(state, b, totals, records)
@@ -329,9 +334,10 @@ class Program:
         if n_labels:
             end = (b + 1) * self.bin_size
             take = (self.metrics_every > 0) & (end % max(self.metrics_every, 1) == 0)
+            probe = one_run_at_a_time(lambda s, b: self._probe_values(s, b)[1])
             values = jax.lax.cond(
                 take,
-                lambda s: self._probe_values(s, b)[1],
+                lambda s: probe(s, b),
                 lambda s: jnp.full((n_labels,), jnp.nan, jnp.float32),
                 state,
             )
@@ -358,6 +364,8 @@ class Program:
         stream's simulators are started too (``state["host"]``)."""
         if self.configure is None:
             settings = None
+        elif settings is None:
+            settings = {k: np.full(len(seeds), v) for k, v in self.settings.items()}
         # strongly typed leaves, as every later state is (a weakly typed leaf, e.g. a log-std
         # filled from a Python float, would make the first call after init compile twice)
         state = jax.tree_util.tree_map(
@@ -476,7 +484,7 @@ class Program:
         program = self.bound(constants)
 
         def one(state, totals, records):
-            return program.configured(state.get("settings"))._bin_values(state, b, totals, records)
+            return program._bin_values(state, b, totals, records)
 
         run = jax.vmap(lambda args: one(*args), axis_name=SEED_AXIS)
         return _devices.per_device(run, (state, totals, records))

@@ -1,0 +1,124 @@
+"""A run computes the same bits alone as inside any batch: beside other seeds, beside other
+values of a swept setting, in a plain program or a swept one (one CPU device; across
+devices see test_engine).
+
+The runs of each batch here differ in what they *do*, not only in their data: each
+remedy's event setting (a replacement rate, a maturity, a threshold, a reset period, a
+step size) takes two values, so one run replaces a unit, resets or draws noise on a step
+where the run beside it does not. Every run of the grid is then compared with the same
+point run alone (seeds=1: a batch of one) — errors and every leaf of the learner's state,
+bit for bit. Runs in lockstep (equal settings) would hide a dependence on the batch.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lopkit._experiment import make_experiment
+from lopkit.methods import REMEDIES
+
+RUN = {"steps": 300, "bin_size": 100, "metrics": ()}
+SEEDS = 2
+BASE = {"flip_period": 50}  # task boundaries every 50 steps (boundary events act)
+# Per remedy: settings under which its rule acts within 300 steps, and the setting swept
+# (two values that make the runs' events differ). Remedies without a continuous setting
+# of their own sweep the step size.
+ACTIVE = {
+    "cbp": {"cbp.maturity_threshold": 20},
+    "redo": {"redo.reset_every": 50},
+    "snr": {"snr.min_threshold": 3},
+}
+SWEEP = {
+    "cbp": {"cbp.replacement_rate": "0.02,0.1"},
+    "redo": {"redo.threshold": "0.3,0.8"},
+    "snr": {"snr.percentile": "0.8,0.95"},
+    "shrink_perturb": {"shrink_perturb.noise_std": "0.001,0.01"},
+    "shrink_perturb_boundary": {"shrink_perturb_boundary.shrink": "0.5,0.9"},
+    "upgd": {"upgd.noise_std": "0.001,0.01"},
+    "weight_clip": {"weight_clip.kappa": "0.5,2"},
+    "l2": {"l2.weight_decay": "0.001,0.01"},
+    "l2_init": {"l2_init.weight_decay": "0.001,0.01"},
+    "l2_decoupled": {"l2_decoupled.weight_decay": "0.001,0.01"},
+    "adam_equal_betas": {"adam_equal_betas.beta": "0.9,0.99"},
+}
+COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
+
+
+def _settings(method: str) -> dict[str, str]:
+    out = dict(BASE)
+    names = method.split("+")
+    for name in names:
+        out.update(ACTIVE.get(name, {}))
+    swept = SWEEP.get(names[0], {"lr": "0.01,0.03"})
+    return {**out, **swept}
+
+
+def _leaves(tree):
+    return jax.tree_util.tree_leaves_with_path(tree)
+
+
+@pytest.mark.parametrize("method", [*REMEDIES, *COMPOSITIONS])
+def test_a_run_in_a_grid_equals_the_run_alone_bit_for_bit(method):
+    grid = make_experiment("scr", method, _settings(method), seeds=SEEDS, **RUN)
+    (name, values), = grid.axes
+    program, _ = grid.build()
+    seeds, settings = grid.runs()
+    state = program.init(jnp.asarray(seeds), jax.tree_util.tree_map(jnp.asarray, settings))
+    state, errors, _ = program.chunk(state, jnp.int32(0), RUN["steps"] // RUN["bin_size"])
+    learner = jax.device_get(state["learner"])
+    errors = np.asarray(errors)
+    for h, value in enumerate(values):
+        point = {**_settings(method), name: str(value)}
+        alone = make_experiment("scr", method, point, seeds=1, **RUN).build()[0]
+        for k in range(SEEDS):
+            s = alone.init(jnp.asarray([k], jnp.int32))
+            s, e, _ = alone.chunk(s, jnp.int32(0), RUN["steps"] // RUN["bin_size"])
+            r = h * SEEDS + k
+            np.testing.assert_array_equal(errors[r], np.asarray(e)[0], err_msg=f"run {r}")
+            mine = dict(_leaves(jax.device_get(s["learner"])))
+            for path, leaf in _leaves(learner):
+                np.testing.assert_array_equal(
+                    leaf[r], mine[path][0], err_msg=f"run {r} {jax.tree_util.keystr(path)}"
+                )
+    # the two values made the runs act differently (else the test would be void)
+    assert not np.array_equal(errors[:SEEDS], errors[SEEDS:])
+
+
+def test_probes_of_a_run_are_the_same_alone_and_in_a_batch():
+    """The probes (dead units, effective rank, weight magnitude on a 2,000-example batch)
+    are computed one run at a time, so a long contraction is summed in the same order
+    whatever the batch (it was not: the effective rank differed in its last digit)."""
+    run = {"steps": 2_000, "bin_size": 500, "metrics_every": 1_000}
+    settings = {"lr": "0.003,0.01", "cbp.maturity_threshold": 20}
+    grid = make_experiment("scr", "cbp", settings, seeds=3, **run)
+    program, _ = grid.build()
+    seeds, values = grid.runs()
+    state = program.init(jnp.asarray(seeds), jax.tree_util.tree_map(jnp.asarray, values))
+    _, _, probes = program.chunk(state, jnp.int32(0), 4)
+    probes = np.asarray(probes)
+    assert np.isfinite(probes[:, 1::2]).all()  # probes at the end of bins 2 and 4
+    alone = make_experiment("scr", "cbp", {**settings, "lr": "0.01"}, seeds=1, **run)
+    program1 = alone.build()[0]
+    for k in range(3):
+        s = program1.init(jnp.asarray([k], jnp.int32))
+        _, _, p = program1.chunk(s, jnp.int32(0), 4)
+        np.testing.assert_array_equal(probes[3 + k], np.asarray(p)[0])
+
+
+def test_the_isa_cap_yields_to_the_users_choice(monkeypatch):
+    from lopkit import _devices
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.delenv("LOPKIT_CPU_ISA", raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+    assert _devices.isa_flag() == "--xla_cpu_max_isa=AVX"  # no FMA: exact batching
+    monkeypatch.setenv("LOPKIT_CPU_ISA", "native")
+    assert _devices.isa_flag() is None
+    monkeypatch.setenv("LOPKIT_CPU_ISA", "AVX2")
+    assert _devices.isa_flag() == "--xla_cpu_max_isa=AVX2"
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_max_isa=SSE4_2")
+    assert _devices.isa_flag() is None  # the user's own flag stands
+    monkeypatch.setattr("platform.machine", lambda: "aarch64")
+    monkeypatch.delenv("XLA_FLAGS")
+    assert _devices.isa_flag() is None
