@@ -64,7 +64,8 @@ def test_the_paper_defaults_and_methods_resolve():
     cbp = configs("adam_equal_betas+cbp+l2")
     assert cbp["l2"].weight_decay == 1e-4  # official cbp.yml, not l2.yml's 1e-3
     assert (cbp["cbp"].replacement_rate, cbp["cbp"].maturity_threshold) == (1e-4, 10_000)
-    assert not cbp["cbp"].reset_optimizer_moments and cbp["cbp"].next_bias_correction
+    assert not cbp["cbp"].reset_optimizer_moments and not cbp["cbp"].next_bias_correction
+    assert not cbp["cbp"].accumulate and cbp["cbp"].utility == "contribution"
     redo = configs("adam_equal_betas+redo+l2")
     assert redo["l2"].weight_decay == 1e-4 and redo["redo"].reset_every == 100
     # the user's setting still wins over a method default

@@ -62,6 +62,7 @@ def test_cbp_replaces_units_in_both_nets_with_its_bookkeeping(reset_moments):
     config = CBPConfig(
         replacement_rate=1.0 / UNITS,  # exactly one replacement per layer per step
         maturity_threshold=0,
+        accumulate=True,
         next_bias_correction=True,
         reset_optimizer_moments=reset_moments,
     )

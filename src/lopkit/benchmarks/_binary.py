@@ -132,14 +132,15 @@ BINARY = Benchmark(
     config=BinaryConfig,
     build=build,
     # The official cfg files (lop/imagenet/cfg): CBP with the adaptable-contribution utility,
-    # ρ 3e-4, m 100, η 0.99; L2 3e-6 (at step size 0.03 there); shrink-and-perturb
-    # weight decay 1e-5, noise 1e-5.
+    # ρ 3e-4, m 100, η 0.99, the fraction carried over (ConvGnT always accumulates); L2 3e-6
+    # (at step size 0.03 there); shrink-and-perturb weight decay 1e-5, noise 1e-5.
     remedy_defaults={
         "cbp": {
             "replacement_rate": 3e-4,
             "maturity_threshold": 100,
             "decay_rate": 0.99,
             "utility": "adaptable_contribution",
+            "accumulate": True,
         },
         "l2": {"weight_decay": 3e-6},
         "shrink_perturb": {"weight_decay": 1e-5, "noise_std": 1e-5},

@@ -223,10 +223,17 @@ CLASS_INCREMENTAL = Benchmark(
     source="Dohare et al. 2024 (Nature), Methods 'Class-incremental CIFAR-100'",
     config=ClassIncrementalConfig,
     build=build,
-    # Official cfg (lop/incremental_cifar/cfg): CBP ρ 1e-5, m 1000, contribution utility;
-    # shrink-and-perturb: weight decay as the benchmark's, noise 1e-5.
+    # Official cfg (lop/incremental_cifar/cfg): CBP ρ 1e-5, m 1000, contribution utility,
+    # the fraction carried over (ResGnT always accumulates); shrink-and-perturb: weight
+    # decay as the benchmark's, noise 1e-5.
     remedy_defaults={
-        "cbp": {"replacement_rate": 1e-5, "maturity_threshold": 1000, "decay_rate": 0.99},
+        "cbp": {
+            "replacement_rate": 1e-5,
+            "maturity_threshold": 1000,
+            "decay_rate": 0.99,
+            "utility": "contribution",
+            "accumulate": True,
+        },
         "shrink_perturb": {"weight_decay": 0.0, "noise_std": 1e-5},
     },
     run_defaults=run_defaults,

@@ -157,8 +157,9 @@ PPO_REMEDY_DEFAULTS = {
         "maturity_threshold": 10_000,
         "decay_rate": 0.99,
         "utility": "contribution",
+        "accumulate": False,  # GnT's default (ppo.py does not pass it): a draw per step
         "reset_optimizer_moments": False,
-        "next_bias_correction": True,
+        "next_bias_correction": False,  # gnt.py adds 0 (its running mean is zeroed first)
     },
     "redo": {"threshold": 0.1, "reset_every": 100, "decay_rate": 0.0},
 }

@@ -70,7 +70,8 @@ PERMUTED = Benchmark(
     build=build,
     # The paper's MNIST settings (official code lop/permuted_mnist/cfg): L2 λ 1e-4;
     # shrink-and-perturb wd 1e-4, σ 1e-5 (of 1e-4…1e-6); CBP with the adaptable-contribution
-    # utility, m 100, η 0.99, ρ 1e-5 (of 1e-4…1e-6).
+    # utility, m 100, η 0.99, ρ 1e-5 (of 1e-4…1e-6), the fraction carried over
+    # (cfg/cbp.json: "accumulate": true; its "mt": 100 equals online_expr.py's default).
     remedy_defaults={
         "l2": {"weight_decay": 1e-4},
         "shrink_perturb": {"weight_decay": 1e-4, "noise_std": 1e-5},
@@ -79,6 +80,7 @@ PERMUTED = Benchmark(
             "maturity_threshold": 100,
             "decay_rate": 0.99,
             "utility": "adaptable_contribution",
+            "accumulate": True,
         },
     },
     run_defaults=run_defaults,

@@ -1,38 +1,65 @@
 """Continual backpropagation (CBP): selective reinitialization of low-utility units.
 
-For every hidden unit i of every hidden layer, after each update:
+For every hidden unit i of every hidden layer, after each update, as the official code
+(``lop/algos/gnt.py``, ``GnT.test_features`` / ``update_utility`` / ``gen_new_features``)
+computes it:
 
-* age_i ← age_i + 1;
-* y_i = mean|h_i| · Σ_k |w_out,ik| (``contribution``), or that divided by Σ_j |w_in,ji|
-  (``adaptable_contribution``), with h the unit's activations on the step's batch and the
-  weights after the update;
-* u_i ← η u_i + (1 − η) y_i, bias-corrected û_i = u_i / (1 − η^age_i);
-* among the *eligible* units (age > maturity threshold m), r ← r + ρ·#eligible;
-  replace ⌊r⌋ units with the lowest û and carry the fraction, r ← r − ⌊r⌋;
+* age_i ← age_i + 1; bias correction c_i = 1 − η^age_i;
+* the running mean activation m_i ← η m_i + (1 − η) mean h_i, ĥ_i = m_i / c_i;
+* the instantaneous utility y_i, by ``utility``:
+
+  - ``contribution`` (the paper's text, Methods "Continual backprop"):
+    y_i = mean|h_i| · Σ_k |w_out,ik|;
+  - ``adaptable_contribution`` (the official code's default, and what its configs for
+    slowly-changing regression, permuted MNIST and continual ImageNet run):
+    y_i = mean|h_i − ĥ_i| · mean_k |w_out,ik| / mean_j |w_in,ji| — the activation centred
+    on its running mean, divided by the mean incoming weight magnitude (``gnt.py``
+    ``update_utility``, the ``adaptable_contribution`` branch);
+
+  with h the unit's activations on the step's batch and the weights after the update (the
+  official ``contribution`` uses mean_k instead of Σ_k: a constant factor per layer, the
+  same choices);
+* u_i ← η u_i + (1 − η) y_i, bias-corrected û_i = u_i / c_i;
+* among the *eligible* units (age > maturity threshold m), n = ρ·#eligible units are to be
+  replaced this step:
+
+  - ``accumulate`` off (the official default: ``GnT(accumulate=False)``, which the
+    slowly-changing-regression and PPO configs leave unset): if n < 1, one unit with
+    probability n (one uniform draw per layer and step, ``torch.rand(1) <= n``), else ⌊n⌋;
+  - ``accumulate`` on (the official permuted-MNIST config's ``"accumulate": true``, and
+    what ``ConvGnT`` and ``ResGnT`` — continual ImageNet, class-incremental CIFAR — always
+    do): r ← r + n, replace ⌊r⌋ and carry the fraction, r ← r − ⌊r⌋;
+
+  the units replaced are those of lowest û (ties to the lower index);
 * a replaced unit gets fresh incoming weights from the init distribution, bias 0 (and
-  per-unit extras reset), outgoing weights 0, age 0, utility 0, and the optimizer moments
-  of all those weights 0 (found through the same pytree paths as the weights) — unless
-  ``reset_optimizer_moments`` is off.
+  per-unit extras reset), outgoing weights 0, age 0, utility 0, running mean 0, and the
+  optimizer moments of all those weights 0 (found through the same pytree paths as the
+  weights) — unless ``reset_optimizer_moments`` is off.
 
 Conv layers: a channel is a unit (its kernel slice ``[kh, kw, c_in]``, its bias, and its
 slices of the next conv kernel or its rows of the first fc layer after a flatten; see
-:class:`lopkit.nets.UnitLayer`); its activity is averaged over batch × height × width.
+:class:`lopkit.nets.UnitLayer`); its activity is averaged over batch × height × width. For
+a channel feeding a flatten, the official ``ConvGnT`` pairs each spatial position's
+activity with that position's outgoing weights before averaging; lopkit multiplies the
+channel's mean activity by its mean outgoing weight (the same for the dense and conv→conv
+cases).
 
-Two details of the official code, as options (off by default: the paper's Algorithm 1):
+Two further readings, as options:
 
-* ``next_bias_correction``: the official code also keeps a running mean of every unit's
-  activation, m_i ← η m_i + (1 − η) mean h_i, and when it replaces unit i adds its mean
-  contribution to the next layer's bias, b_next ← b_next + w_out,i · m_i / (1 − η^age_i),
-  so that the next layer's input does not jump when the unit's outgoing weights go to 0
-  (dense → dense layers only);
-* ``reset_optimizer_moments``: Algorithm 1 zeroes the optimizer moments of the replaced
-  weights; the official PPO code (``lop/algos/gnt.py`` used with plain Adam) does not.
-  Both are set for the ``control`` benchmark (DESIGN §7: "Adam moments NOT reset,
-  next-layer bias corrected").
+* ``next_bias_correction``: when unit i is replaced, add its mean contribution to the next
+  layer's bias, b_next ← b_next + w_out,i · ĥ_i, so that the next layer's input does not
+  jump when the unit's outgoing weights go to 0 (dense → dense layers only). This is what
+  the official code's comment in ``gen_new_features`` describes, but not what it computes:
+  ``test_features`` sets the replaced unit's running mean to 0 before
+  ``gen_new_features`` reads it, so the official correction adds 0. Off by default.
+* ``reset_optimizer_moments``: Algorithm 1 and ``GnT.update_optim_params`` (with the
+  official ``AdamGnT``) zero the optimizer moments of the replaced weights; the official PPO
+  code uses plain Adam, whose moments ``update_optim_params`` does not reach.
 
 References:
   Dohare et al. Loss of plasticity in deep continual learning. Nature 632 (2024),
-  Methods "Continual backpropagation" and Algorithm 1.
+  Methods "Continual backpropagation" and Algorithm 1; official code
+  github.com/shibhansh/loss-of-plasticity, ``lop/algos/gnt.py``.
 """
 
 from __future__ import annotations
@@ -58,8 +85,9 @@ from lopkit.nets._units import UnitLayer, get, outgoing_rows, replace
 
 @dataclasses.dataclass(frozen=True)
 class CBPConfig:
-    """Continual backprop (Dohare et al. 2024). Defaults: the slowly-changing-regression
-    settings (ρ 1e-4, m 100, η 0.99); other benchmarks set their own."""
+    """Continual backprop (Dohare et al. 2024). Defaults: the official ``GnT``'s (ρ 1e-4,
+    η 0.99, no accumulation) with the paper's maturity 100 and contribution utility; every
+    benchmark sets its official config's values (docs/remedies.md lists them)."""
 
     replacement_rate: float = field(
         1e-4, "ρ: fraction of eligible units replaced per step", unit_interval=True, axis=True
@@ -72,15 +100,26 @@ class CBPConfig:
     )
     utility: str = field(
         "contribution",
-        "utility type",
+        "utility: contribution (paper text) or adaptable_contribution (official code: "
+        "mean-centred activity over mean input weight)",
         choices=("contribution", "adaptable_contribution"),
+    )
+    accumulate: bool = field(
+        False,
+        "carry the fractional replacement count over (official accumulate: true); off: "
+        "below one unit per step, replace one with that probability (official default)",
     )
     reset_optimizer_moments: bool = field(
         True, "zero the optimizer moments of replaced weights (Algorithm 1; official PPO: no)"
     )
     next_bias_correction: bool = field(
-        False, "add a replaced unit's mean contribution to the next layer's bias (official code)"
+        False,
+        "add a replaced unit's mean contribution to the next layer's bias (the official "
+        "code's comment; its code adds 0)",
     )
+
+
+_DRAW = 0x1000  # fold_in tag of a layer's replacement draw (fresh weights use the index)
 
 
 def max_replacements(replacement_rate: float, units: int) -> int:
@@ -96,14 +135,23 @@ def unit_activity(h: jax.Array, units: int) -> jax.Array:
     return jnp.abs(h).reshape(-1, units).mean(0)
 
 
-def contribution(params: Any, layer: UnitLayer, h: jax.Array, adaptable: bool) -> jax.Array:
-    """The instantaneous utility y of every unit of ``layer`` ([units])."""
-    w_out = jnp.abs(outgoing_rows(get(params, layer.outgoing), layer))
-    y = unit_activity(h, layer.units) * _sum_last(w_out).sum(0)
-    if adaptable:
-        w_in = jnp.abs(get(params, layer.incoming)).reshape(-1, layer.units)
-        y = y / jnp.maximum(_sum_last(w_in.T), 1e-12)
-    return y
+def contribution(
+    params: Any, layer: UnitLayer, h: jax.Array, adaptable: bool, centre: jax.Array | None = None
+) -> jax.Array:
+    """The instantaneous utility y of every unit of ``layer`` ([units]).
+
+    ``adaptable``: mean|h − centre| · mean|w_out| / mean|w_in| (``centre`` [units]: the
+    bias-corrected running mean activation ĥ; 0 when None); else mean|h| · Σ|w_out|.
+    """
+    w_out = jnp.abs(outgoing_rows(get(params, layer.outgoing), layer))  # [g, units, rest]
+    out_sum = _sum_last(w_out).sum(0)
+    if not adaptable:
+        return unit_activity(h, layer.units) * out_sum
+    centred = h.reshape(-1, layer.units) - (0.0 if centre is None else centre)
+    w_in = jnp.abs(get(params, layer.incoming)).reshape(-1, layer.units)  # [fan_in, units]
+    out_mean = out_sum / (w_out.shape[0] * w_out.shape[2])
+    in_mean = _sum_last(w_in.T) / w_in.shape[0]
+    return unit_activity(centred, layer.units) * out_mean / jnp.maximum(in_mean, 1e-12)
 
 
 def _sum_last(a: jax.Array) -> jax.Array:
@@ -114,13 +162,28 @@ def _sum_last(a: jax.Array) -> jax.Array:
 
 
 def replacement_count(
-    eligible: jax.Array, pending: jax.Array, replacement_rate: float
+    eligible: jax.Array,
+    pending: jax.Array,
+    replacement_rate: Any,
+    accumulate: bool = True,
+    draw: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """(⌊r⌋, r − ⌊r⌋) with r = pending + ρ·#eligible: the units to replace now, and the
-    fraction carried to the next step."""
-    pending = pending + replacement_rate * eligible.sum()
-    count = jnp.floor(pending)
-    return count, pending - count
+    """(units to replace now, fraction carried to the next step), with n = ρ·#eligible.
+
+    ``accumulate``: r = pending + n, (⌊r⌋, r − ⌊r⌋). Else (``draw``: a uniform number in
+    [0, 1)): 1 if n < 1 and draw ≤ n, ⌊n⌋ if n ≥ 1, and nothing carried (``gnt.py``
+    ``test_features``).
+    """
+    n = replacement_rate * eligible.sum()
+    if not accumulate and draw is None:
+        raise ValueError("a replacement count without accumulation needs a uniform draw")
+    if accumulate:
+        r = pending + n
+        count = jnp.floor(r)
+        return count, r - count
+    lucky = (n > 0) & (draw <= n)
+    count = jnp.where(n < 1, lucky.astype(n.dtype), jnp.floor(n))
+    return count, pending
 
 
 def lowest_utilities(
@@ -144,15 +207,22 @@ def lowest_utilities(
 
 
 def select_replacements(
-    utility: jax.Array, age: jax.Array, pending: jax.Array, config: CBPConfig, k: int
+    utility: jax.Array,
+    age: jax.Array,
+    pending: jax.Array,
+    config: CBPConfig,
+    k: int,
+    draw: jax.Array | None = None,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Choose the units to replace this step.
 
     Returns (idx int [k], active bool [k], pending'): the k lowest bias-corrected utilities
-    among eligible units, of which the first ⌊pending + ρ·#eligible⌋ are replaced.
+    among eligible units, of which the first :func:`replacement_count` are replaced.
     """
     eligible = age > config.maturity_threshold
-    count, pending = replacement_count(eligible, pending, config.replacement_rate)
+    count, pending = replacement_count(
+        eligible, pending, config.replacement_rate, config.accumulate, draw
+    )
     idx, active = lowest_utilities(utility, age, eligible, count, config.decay_rate, k)
     return idx, active, pending
 
@@ -192,6 +262,7 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
     rate = (ctx.ceiling or config).replacement_rate  # a swept ρ is traced: size by its largest
     ks = [max_replacements(rate, layer.units) for layer in layers]
     adaptable = config.utility == "adaptable_contribution"
+    keeps_mean = adaptable or config.next_bias_correction  # the running mean activation
     eta = config.decay_rate
     if config.next_bias_correction:
         for layer in layers:
@@ -210,7 +281,7 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
                 "replaced": jnp.zeros((), jnp.int32),
                 **(
                     {"mean_activation": jnp.zeros((layer.units,), jnp.float32)}
-                    if config.next_bias_correction
+                    if keeps_mean
                     else {}
                 ),
             }
@@ -218,15 +289,20 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
         ]
 
     def layer_step(st, params, opt_state, layer, h, key, i, k):
-        y = contribution(params, layer, h, adaptable)
         age = st["age"] + 1
-        utility = eta * st["utility"] + (1.0 - eta) * y
-        eligible = age > config.maturity_threshold
-        count, pending = replacement_count(eligible, st["pending"], config.replacement_rate)
-        extra = {}
-        if config.next_bias_correction:
+        correction = 1.0 - eta ** age.astype(jnp.float32)
+        extra, centre = {}, None
+        if keeps_mean:
             mean = eta * st["mean_activation"] + (1.0 - eta) * h.reshape(-1, layer.units).mean(0)
             extra["mean_activation"] = mean
+            centre = mean / correction
+        y = contribution(params, layer, h, adaptable, centre)
+        utility = eta * st["utility"] + (1.0 - eta) * y
+        eligible = age > config.maturity_threshold
+        draw = None if config.accumulate else jax.random.uniform(jax.random.fold_in(key, _DRAW + i))
+        count, pending = replacement_count(
+            eligible, st["pending"], config.replacement_rate, config.accumulate, draw
+        )
 
         # ⌊r⌋ is 0 on most steps (ρ·#eligible = 0.01 per step for 100 units at ρ 1e-4), so
         # the choice of units (a sort for k > 1), the fresh draw and the reset run only on
