@@ -6,7 +6,16 @@ import numpy as np
 import optax
 
 from lopkit._experiment import make_experiment
-from lopkit.methods import CBPConfig, Context, compose, contribution, select_replacements
+from lopkit.benchmarks import get_benchmark
+from lopkit.methods import (
+    CBPConfig,
+    Context,
+    compose,
+    contribution,
+    parse_method,
+    remedy_configs,
+    select_replacements,
+)
 from lopkit.methods._cbp import replacement_count
 from lopkit.nets import MLP, MLPConfig
 
@@ -219,3 +228,25 @@ def _unit2(h):
     # unit 2: age 1, c = 0.5; m = 0.5 · 2 = 1, ĥ = 2; mean|h − ĥ| = (1 + 1)/2 = 1;
     # y = 1 · 4 / mean(1, 1) = 4
     return 4.0
+
+
+def test_each_benchmark_defaults_to_its_official_cbp_config():
+    """docs/remedies.md's table: scr as expr.py runs cfg/sgd/cbp/relu.json (maturity 10 —
+    the file's "maturity_threshold" key is never read), permuted with "accumulate": true,
+    ConvGnT/ResGnT accumulating, PPO drawing."""
+
+    def cbp(benchmark, method="cbp"):
+        names = parse_method(method)
+        defaults = get_benchmark(benchmark).remedy_defaults_for(names)
+        return dict(zip(names, remedy_configs(names, {}, defaults), strict=True))["cbp"]
+
+    scr = cbp("scr")
+    assert (scr.replacement_rate, scr.maturity_threshold, scr.decay_rate) == (1e-4, 10, 0.99)
+    assert scr.utility == "adaptable_contribution" and not scr.accumulate
+    assert scr.reset_optimizer_moments and not scr.next_bias_correction
+    assert cbp("permuted").accumulate and cbp("permuted").maturity_threshold == 100
+    assert cbp("binary").accumulate and cbp("binary").replacement_rate == 3e-4
+    ci = cbp("class_incremental")
+    assert ci.accumulate and ci.utility == "contribution" and ci.maturity_threshold == 1000
+    ppo = cbp("control", "cbp+l2")
+    assert not ppo.accumulate and not ppo.next_bias_correction and ppo.maturity_threshold == 10_000
