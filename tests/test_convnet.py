@@ -83,7 +83,7 @@ def test_unit_layers_match_params_and_trace():
 @functools.partial(jax.jit, static_argnums=0)
 def _cbp_step(net, params, x):
     """One CBP rule application that must replace exactly one unit per layer."""
-    config = CBPConfig(replacement_rate=1e-9, maturity_threshold=0)
+    config = CBPConfig(replacement_rate=1e-9, maturity_threshold=0, accumulate=True)
     method = compose(["cbp"], (config,), Context(net, 0.01))
     rule = method.unit_rules[0]
     tx = optax.sgd(0.01, momentum=0.9)

@@ -101,7 +101,7 @@ def test_running_statistics_are_not_learned_even_under_weight_decay():
 
 @functools.partial(jax.jit, static_argnums=0)
 def _cbp_once(net, params, x):
-    config = CBPConfig(replacement_rate=1e-9, maturity_threshold=0)
+    config = CBPConfig(replacement_rate=1e-9, maturity_threshold=0, accumulate=True)
     rule = compose(["cbp"], (config,), Context(net, 0.1)).unit_rules[0]
     tx = optax.sgd(0.1, momentum=0.9)
     opt_state = tx.update(jax.tree_util.tree_map(jnp.ones_like, params), tx.init(params))[1]

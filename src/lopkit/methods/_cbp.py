@@ -150,7 +150,7 @@ def contribution(
     centred = h.reshape(-1, layer.units) - (0.0 if centre is None else centre)
     w_in = jnp.abs(get(params, layer.incoming)).reshape(-1, layer.units)  # [fan_in, units]
     out_mean = out_sum / (w_out.shape[0] * w_out.shape[2])
-    in_mean = _sum_last(w_in.T) / w_in.shape[0]
+    in_mean = w_in.sum(0) / w_in.shape[0]
     return unit_activity(centred, layer.units) * out_mean / jnp.maximum(in_mean, 1e-12)
 
 
