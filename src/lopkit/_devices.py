@@ -36,6 +36,12 @@ at AVX (``--xla_cpu_max_isa=AVX`` in ``XLA_FLAGS``: 256-bit vectors, no FMA), un
 changing regression at K = 1,000 about 20% faster, the permuted quick preset about 16%; runs
 then agree across batch compositions only to rounding, and chaotic runs drift apart), any
 other value is passed as the ISA. Like the device count, it must be set before JAX starts.
+The cap removes one cause; another is left to the code's shapes: XLA:CPU may also order a
+long sum (a reduction, a matrix–vector product) by the batch — measured, a [100, 10]
+column sum differed in batches of 1–3 runs, a [784, 100] one did not, and matrix–vector
+products differed more often than reductions. The probes are therefore computed one run at
+a time (:func:`lopkit._seeds.one_run_at_a_time`), rules prefer reductions to products with
+a vector of ones, and tests/test_exact_batching.py checks every remedy, bit for bit.
 """
 
 from __future__ import annotations
