@@ -125,3 +125,28 @@ def test_two_remedies_changing_the_same_field_are_refused(monkeypatch):
     with pytest.raises(ConfigError, match="both change the optimizer setting 'optimizer'"):
         make_experiment("scr", "adam_equal_betas+momentum_adam")
     make_experiment("scr", "layernorm+crelu+dropout")  # different fields compose
+
+
+def test_a_remedy_of_ones_own_is_registered_by_one_call():
+    """``register`` adds a remedy (its own file, one call) that composes like lopkit's."""
+    import optax
+
+    from lopkit.methods import register
+
+    halve = Remedy(
+        "halve_updates", "halve every update", "a test", EmptyConfig,
+        lambda config, ctx: Parts(update=optax.scale(0.5)), ("update",),
+    )  # fmt: skip
+    liar = dataclasses.replace(halve, name="liar", parts=("gradient",))
+    try:
+        register(halve)
+        e = make_experiment("scr", "halve_updates+l2", seeds=1, **RUN)
+        assert e.method_names == ("halve_updates", "l2")
+        with pytest.raises(ConfigError, match="already registered"):
+            register(halve)
+        register(liar)
+        with pytest.raises(AssertionError, match="declares"):
+            make_experiment("scr", "liar", seeds=1, **RUN)  # builds an update, says gradient
+    finally:
+        REMEDIES.pop("halve_updates", None)
+        REMEDIES.pop("liar", None)

@@ -46,10 +46,10 @@ def _values(value: Any) -> list[Any] | None:
 def field_of(key: str, benchmark_config: type, remedies: dict[str, type], run: type):
     """(config class, field name) a ``--set`` key names, or None when it names nothing
     (the caller's own checks then say why)."""
-    if "." in key:
-        remedy, _, sub = key.partition(".")
-        cls = remedies.get(remedy)
-        return (cls, sub) if cls is not None else None
+    owner = _config.remedy_key(key)
+    if owner is not None:
+        cls = remedies.get(owner[0])
+        return (cls, owner[1]) if cls is not None else None
     for cls in (benchmark_config, run):
         if key in {f.name for f in dataclasses.fields(cls)}:
             return cls, key

@@ -206,3 +206,24 @@ def describe(cls: type, prefix: str = "") -> list[tuple[str, Any, str]]:
     return [
         (prefix + f.name, f.default, f.metadata.get("help", "")) for f in dataclasses.fields(cls)
     ]
+
+
+def remedy_key(key: str) -> tuple[str, str] | None:
+    """``"cbp.replacement_rate"`` → ``("cbp", "replacement_rate")``; None for a key of the
+    benchmark or the run (no dot)."""
+    remedy, dot, sub = key.partition(".")
+    return (remedy, sub) if dot else None
+
+
+def route(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """Settings split by owner: ``({key: value}`` of the benchmark/run,
+    ``{remedy: {key: value}})`` of the remedies (keys ``remedy.key``), order kept."""
+    plain: dict[str, Any] = {}
+    remedies: dict[str, dict[str, Any]] = {}
+    for key, value in settings.items():
+        owner = remedy_key(key)
+        if owner is None:
+            plain[key] = value
+        else:
+            remedies.setdefault(owner[0], {})[owner[1]] = value
+    return plain, remedies

@@ -209,23 +209,13 @@ class Experiment:
         ``remedy.key`` settings go to that remedy's config (its ceiling: the largest
         values of the axes)."""
         names = list(self.method_names)
-        optimizer = {**problem.optimizer}
-        remedy_values: dict[str, dict[str, Any]] = {}
-        for key, value in settings.items():
-            if "." in key:
-                remedy, _, sub = key.partition(".")
-                remedy_values.setdefault(remedy, {})[sub] = value
-            else:
-                optimizer[key] = value
+        plain, remedy_values = _config.route(settings)
+        optimizer = {**problem.optimizer, **plain}
         configs = tuple(
             dataclasses.replace(c, **remedy_values.get(n, {}))
             for n, c in zip(names, self.remedy_configs, strict=True)
         )
-        tops: dict[str, dict[str, Any]] = {}
-        for key, values in self.axes:
-            if "." in key:
-                remedy, _, sub = key.partition(".")
-                tops.setdefault(remedy, {})[sub] = max(values)
+        tops = _config.route({key: max(values) for key, values in self.axes})[1]
         ceilings = tuple(  # concrete: every remedy setting at the largest value it takes
             dataclasses.replace(c, **tops.get(n, {}))
             for n, c in zip(names, self.remedy_configs, strict=True)
@@ -300,12 +290,10 @@ class Experiment:
             n: _config.to_dict(c)
             for n, c in zip(self.method_names, self.remedy_configs, strict=True)
         }
-        for key, values in self.axes:
-            if "." in key:
-                remedy, _, sub = key.partition(".")
-                remedies[remedy][sub] = list(values)
-            else:
-                bench[key] = list(values)
+        plain, swept = _config.route({key: list(values) for key, values in self.axes})
+        bench.update(plain)
+        for remedy, values in swept.items():
+            remedies[remedy].update(values)
         run = _config.to_dict(self.run)
         if not self.axes:  # meaningless without lists (and runs made before it lack it)
             del run["vectorize"]
@@ -328,11 +316,11 @@ class Experiment:
     def _dtypes(self) -> dict[str, type]:
         out = {}
         for key, _ in self.traced:
-            if "." in key:
-                remedy, _, sub = key.partition(".")
-                out[key] = _axes.dtype_of(REMEDIES[remedy].config, sub)
-            else:
+            owner = _config.remedy_key(key)
+            if owner is None:
                 out[key] = _axes.dtype_of(self.benchmark.config, key)
+            else:
+                out[key] = _axes.dtype_of(REMEDIES[owner[0]].config, owner[1])
         return out
 
     def runs(self, exact: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -351,12 +339,7 @@ class Experiment:
 
     def cell(self, point: dict[str, Any]) -> Experiment:
         """The plain experiment of one grid point (its values concrete, nothing swept)."""
-        bench = {k: v for k, v in point.items() if "." not in k}
-        by_remedy: dict[str, dict[str, Any]] = {}
-        for key, value in point.items():
-            if "." in key:
-                remedy, _, sub = key.partition(".")
-                by_remedy.setdefault(remedy, {})[sub] = value
+        bench, by_remedy = _config.route(point)
         configs = tuple(
             _config.validate(dataclasses.replace(c, **by_remedy.get(n, {})))
             for n, c in zip(self.method_names, self.remedy_configs, strict=True)
@@ -368,13 +351,13 @@ class Experiment:
 
 def _check_stream_run(stream: Any, run: RunConfig) -> None:
     """A stream whose block has a fixed length (a rollout) or a bounded probe batch."""
-    need = getattr(stream, "block_steps", None)
+    need = stream.block_steps
     if need and run.block_size != need:
         raise ConfigError(
             f"this benchmark's block is one rollout of {need} steps; block_size must be "
             f"{need} (got {run.block_size}), and bin_size and steps multiples of it"
         )
-    most = getattr(stream, "max_probe_size", None)
+    most = stream.max_probe_size
     if most and run.probe_size > most:
         raise ConfigError(f"probe_size ({run.probe_size}) must be at most {most} here")
 
@@ -383,12 +366,10 @@ def split_settings(
     settings: dict[str, Any], benchmark_fields: set[str]
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
     """Route ``--set`` keys: ``remedy.key`` → remedy, benchmark keys, run keys; else error."""
-    bench, remedies, run = {}, {}, {}
-    for key, value in settings.items():
-        if "." in key:
-            remedy, _, sub = key.partition(".")
-            remedies.setdefault(remedy, {})[sub] = value
-        elif key in benchmark_fields:
+    plain, remedies = _config.route(settings)
+    bench, run = {}, {}
+    for key, value in plain.items():
+        if key in benchmark_fields:
             bench[key] = value
         elif key in RUN_FIELDS:
             run[key] = value
@@ -428,8 +409,8 @@ def report_of(stream: Any, error_name: str) -> tuple[tuple[str, Any], ...]:
     """config.yaml's ``report``: the reported metric, and the tasks of a task-based stream
     (``steps_per_task``, or ``task_starts`` when tasks differ in length)."""
     report: list[tuple[str, Any]] = [("metric", error_name)]
-    per_task = getattr(stream, "steps_per_task", None)
-    starts = getattr(stream, "task_starts", None)
+    per_task = stream.steps_per_task
+    starts = stream.task_starts
     if isinstance(per_task, int | np.integer) and per_task > 0:
         report.append(("steps_per_task", int(per_task)))
     elif starts is not None:

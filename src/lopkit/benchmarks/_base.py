@@ -37,6 +37,12 @@ def make_optimizer(c: dict[str, Any]) -> optax.GradientTransformation:
 OPTIMIZER_FIELDS = tuple(f.name for f in dataclasses.fields(OptimizerConfig))
 
 
+def optimizer_settings(config: Any) -> dict[str, Any]:
+    """The :class:`OptimizerConfig` fields of a benchmark's config, as the optimizer dict
+    (:attr:`Problem.optimizer`) that :func:`make_optimizer` and the remedies read."""
+    return {k: getattr(config, k) for k in OPTIMIZER_FIELDS}
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """A benchmark instantiated from its config.

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from lopkit import _config
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
 from lopkit.benchmarks._classification import accuracy, cross_entropy
 from lopkit.engine import _probes
 from lopkit.methods._base import BoundaryEvent
@@ -89,7 +89,6 @@ def build(c: BinaryConfig) -> Problem:
         "zero_output": True,
     }
     net = make_convnet(network)
-    d = to_dict(c)
     return Problem(
         stream=stream,
         network=network,
@@ -97,7 +96,7 @@ def build(c: BinaryConfig) -> Problem:
         loss_fn=cross_entropy,
         error_fn=accuracy,
         error_name="train_accuracy",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
         boundary_events=(zero_output_event(net.output_layer),),
         seed_map=SEED_MAP,
     )

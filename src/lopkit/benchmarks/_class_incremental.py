@@ -38,7 +38,7 @@ import optax
 from lopkit import _config
 from lopkit._config import field, to_dict
 from lopkit._errors import ConfigError
-from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
 from lopkit.engine import _probes
 from lopkit.nets._resnet import ResNet, ResNetConfig
 from lopkit.streams._class_incremental import ClassIncremental, ClassIncrementalStreamConfig
@@ -185,7 +185,6 @@ def build(c: ClassIncrementalConfig) -> Problem:
     net = make_resnet(network)
     if c.optimizer == "adam" and c.momentum:
         raise ConfigError("momentum applies to SGD only; set momentum=0 with optimizer=adam")
-    d = to_dict(c)
     return Problem(
         stream=stream,
         network=network,
@@ -193,7 +192,7 @@ def build(c: ClassIncrementalConfig) -> Problem:
         loss_fn=cross_entropy,
         error_fn=accuracy,
         error_name="train_accuracy",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
         seed_map="map",
         optimizer_fn=make_optimizer_fn(c, stream),
         protocol=BestValidation(net),

@@ -34,11 +34,11 @@ from lopkit import _config
 from lopkit._config import field, to_dict
 from lopkit._errors import ConfigError
 from lopkit.benchmarks._base import (
-    OPTIMIZER_FIELDS,
     Benchmark,
     OptimizerConfig,
     Problem,
     make_optimizer,
+    optimizer_settings,
 )
 from lopkit.nets._activations import ACTIVATIONS
 from lopkit.rl import _envs
@@ -201,7 +201,6 @@ def ppo_problem(
             return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
         return base
 
-    d = to_dict(c)
     return Problem(
         stream=stream,
         network=network,
@@ -209,6 +208,6 @@ def ppo_problem(
         loss_fn=loss,
         error_fn=loss,
         error_name="loss",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
         optimizer_fn=optimizer_fn,
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
 from lopkit.benchmarks._classification import accuracy, cross_entropy
 from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
 from lopkit.streams._permuted import PermutedInputs, PermutedStreamConfig
@@ -43,7 +43,7 @@ def build(c: PermutedConfig) -> Problem:
         loss_fn=cross_entropy,
         error_fn=accuracy,
         error_name="accuracy",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
         # Seeds one after another: at batch 1 a vmapped step is a batched matrix–vector
         # product, which XLA:CPU runs 2–3× slower than K separate ones (measured, K = 10).
         seed_map="map",

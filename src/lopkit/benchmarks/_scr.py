@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
 from lopkit.engine._learner import squared_error
 from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
 from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression
@@ -40,7 +40,7 @@ def build(c: SCRConfig) -> Problem:
         loss_fn=squared_error,
         error_fn=squared_error,
         error_name="mse",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
     )
 
 

@@ -23,7 +23,7 @@ import dataclasses
 import math
 
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import OPTIMIZER_FIELDS, Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
 from lopkit.benchmarks._classification import accuracy, cross_entropy
 from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
 from lopkit.streams._warmstart import WarmstartData, WarmstartStreamConfig
@@ -54,7 +54,7 @@ def build(c: WarmstartConfig) -> Problem:
         loss_fn=cross_entropy,
         error_fn=accuracy,
         error_name="accuracy",
-        optimizer={k: d[k] for k in OPTIMIZER_FIELDS},
+        optimizer=optimizer_settings(c),
         seed_map="map",  # small nets: seeds one after another beat a batched matmul on CPU
     )
 

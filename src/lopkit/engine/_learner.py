@@ -93,7 +93,7 @@ class Learner:
         params = state["params"]
         dropout_key = jax.random.fold_in(key, _DROPOUT) if self.net.config.dropout > 0 else None
 
-        forward = getattr(self.net, "train_apply", self.net.apply)
+        forward = self.net.train_apply
 
         def objective(p):
             out, trace = forward(p, x, dropout_key)
@@ -102,7 +102,7 @@ class Learner:
         (loss, (out, trace)), grads = jax.value_and_grad(objective, has_aux=True)(params)
         updates, opt_state = self.tx.update(grads, state["opt_state"], params, key=key, step=t)
         params = optax.apply_updates(params, updates)
-        if hasattr(self.net, "with_stats"):  # running statistics: computed, never learned
+        if self.net.has_stats:  # running statistics: computed, never learned
             params = self.net.with_stats(params, trace)
         rule_states = []
         for i, (rule, rule_state) in enumerate(

@@ -147,7 +147,7 @@ def _test_accuracy(p: ProbeInputs) -> Rows:
     ``[outputs]``) restricts predictions to those outputs (class-incremental learning)."""
     x, labels = p.stream.evaluate(p.stream_state)
     out = p.learner.net.apply(p.params, x)[0]
-    if hasattr(p.stream, "output_mask"):
+    if p.stream.masks_outputs:
         out = jnp.where(p.stream.output_mask(p.stream_state), out, -jnp.inf)
     valid = labels >= 0
     correct = (jnp.argmax(out, -1) == labels) & valid
@@ -155,14 +155,14 @@ def _test_accuracy(p: ProbeInputs) -> Rows:
 
 
 def _needs_test_set(stream: Any) -> str | None:
-    if not hasattr(stream, "evaluate"):
+    if not stream.has_test_set:
         return "metric test_accuracy needs a benchmark with a held-out test set"
     return None
 
 
 def _needs_targets(name: str):
     def check(stream: Any) -> str | None:
-        if not getattr(stream, "probe_targets", True):
+        if not stream.probe_targets:
             return (
                 f"metric {name} needs probe inputs with targets (a supervised benchmark); "
                 "this benchmark's probe batch is observations only"

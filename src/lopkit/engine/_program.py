@@ -175,20 +175,20 @@ class Program:
     @property
     def updates_per_block(self) -> int:
         """Learner updates per block: the stream's ``updates_per_block``, else one per step."""
-        return getattr(self.stream, "updates_per_block", None) or self.block_size
+        return self.stream.updates_per_block or self.block_size
 
     @property
     def record_names(self) -> tuple[str, ...]:
         """The stream's own per-bin quantities (``stream.records``), recorded every bin."""
-        return tuple(getattr(self.stream, "records", ()))
+        return tuple(self.stream.records)
 
     @property
     def hosted(self) -> bool:
         """Whether the stream's environment is stepped on the host (``stream.hosted``)."""
-        return bool(getattr(self.stream, "hosted", False))
+        return bool(self.stream.hosted)
 
     def _stream_block(self, state: dict[str, Any], key: jax.Array, start: jax.Array, feed=None):
-        if getattr(self.stream, "reads_learner", False):
+        if self.stream.reads_learner:
             params = state["learner"]["params"]
             predict = functools.partial(self.learner.net.apply, params)
             if self.hosted:
@@ -349,7 +349,7 @@ class Program:
     @functools.cached_property
     def constants(self) -> Any:
         """The stream's shared data (``stream.constants``) on the device, or None."""
-        constants = getattr(self.stream, "constants", None)
+        constants = self.stream.constants
         return None if constants is None else jax.device_put(constants)
 
     def bound(self, constants: Any) -> Program:

@@ -223,7 +223,7 @@ def execute(
     bar = tqdm(
         total=total_steps * k,
         initial=next_bin * program.bin_size * k,
-        unit=getattr(program.stream, "step_unit", "seed-step"),
+        unit=program.stream.step_unit,
         unit_scale=True,
         disable=not progress,
         desc=Path(run_dir).name,
@@ -286,6 +286,6 @@ def execute(
         "next_step": next_bin * program.bin_size,
         "chunks": sizes,
         "seed_steps_per_second": run_bins * program.bin_size * k / max(elapsed, 1e-9),
-        "unit": getattr(program.stream, "step_unit", "seed-step"),
+        "unit": program.stream.step_unit,
         "state": state,
     }

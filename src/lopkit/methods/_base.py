@@ -46,6 +46,24 @@ class UnitRule(NamedTuple):
     apply: Callable[..., tuple[Any, Params, Any]]
 
 
+def layer_by_layer(layers: tuple[Any, ...], layer_step: Callable[..., tuple]) -> Callable:
+    """A :attr:`UnitRule.apply` that runs a rule on each unit layer in turn.
+
+    ``layer_step(i, layer, state_i, params, opt_state, h_i, key, step) -> (state_i, params,
+    opt_state)``, with ``h_i`` the layer's activations on the step's batch; the rule's
+    state is the list of the layers' states. ``key`` is the rule's key for the step
+    (derive per-layer streams with ``fold_in(key, i)``)."""
+
+    def apply(state, params, opt_state, trace, key, step):
+        new_state = []
+        for i, (layer, st, h) in enumerate(zip(layers, state, trace.hidden, strict=True)):
+            st, params, opt_state = layer_step(i, layer, st, params, opt_state, h, key, step)
+            new_state.append(st)
+        return new_state, params, opt_state
+
+    return apply
+
+
 class BoundaryEvent(NamedTuple):
     """An event at the first step of every new task: (params, opt_state, key) -> same."""
 

@@ -74,7 +74,7 @@ import jax.numpy as jnp
 from lopkit._config import field
 from lopkit._errors import ConfigError
 from lopkit._seeds import any_seed
-from lopkit.methods._base import Context, Parts, Remedy, UnitRule
+from lopkit.methods._base import Context, Parts, Remedy, UnitRule, layer_by_layer
 from lopkit.methods._resets import (
     fresh_incoming,
     require_unit_layers,
@@ -288,7 +288,8 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
             for layer in layers
         ]
 
-    def layer_step(st, params, opt_state, layer, h, key, i, k):
+    def layer_step(i, layer, st, params, opt_state, h, key, step):
+        k = ks[i]
         age = st["age"] + 1
         correction = 1.0 - eta ** age.astype(jnp.float32)
         extra, centre = {}, None
@@ -330,16 +331,7 @@ def _build(config: CBPConfig, ctx: Context) -> Parts:
         new = {"age": age, "utility": utility, "pending": pending, "replaced": replaced, **extra}
         return new, params, opt_state
 
-    def apply(state, params, opt_state, trace, key, step):
-        new_state = []
-        for i, (layer, st, k) in enumerate(zip(layers, state, ks, strict=True)):
-            st, params, opt_state = layer_step(
-                st, params, opt_state, layer, trace.hidden[i], key, i, k
-            )
-            new_state.append(st)
-        return new_state, params, opt_state
-
-    return Parts(unit_rule=UnitRule(init, apply))
+    return Parts(unit_rule=UnitRule(init, layer_by_layer(layers, layer_step)))
 
 
 CBP = Remedy(

@@ -52,9 +52,22 @@ REMEDIES: dict[str, Remedy] = {
 
 
 def register(remedy: Remedy) -> Remedy:
-    """Add a remedy to the registry (one line per remedy file)."""
+    """Add a remedy of your own to the registry, under its name (a clear error if the name
+    is taken): ``lopkit.methods.register(MY_REMEDY)``, then ``--method my_remedy+l2``.
+    lopkit's own remedies are the table above, one line each."""
+    if remedy.name in REMEDIES:
+        raise ConfigError(f"a remedy named {remedy.name!r} is already registered")
+    unknown = set(remedy.parts) - PART_NAMES
+    if unknown:
+        raise ConfigError(
+            f"remedy {remedy.name!r} declares unknown parts {sorted(unknown)}; "
+            f"parts are {sorted(PART_NAMES)}"
+        )
     REMEDIES[remedy.name] = remedy
     return remedy
+
+
+PART_NAMES = frozenset(f.name for f in dataclasses.fields(Parts))
 
 
 def parse_method(method: str) -> list[str]:
@@ -153,4 +166,10 @@ def compose(
         REMEDIES[n].build(c, ctx._replace(ceiling=top))
         for n, c, top in zip(names, configs, ceilings, strict=True)
     )
+    for n, p in zip(names, parts, strict=True):
+        given = {f.name for f in dataclasses.fields(p) if getattr(p, f.name) is not None}
+        if not given <= set(REMEDIES[n].parts):  # what `lopkit list` says it changes
+            raise AssertionError(
+                f"remedy {n!r} built parts {sorted(given)} but declares {REMEDIES[n].parts}"
+            )
     return Composed(tuple(names), configs, parts)

@@ -36,8 +36,8 @@ class ResetHeadConfig:
 
 def _build(config: ResetHeadConfig, ctx: Context) -> Parts:
     net = ctx.net
-    name = getattr(net, "output_layer", None)
-    if name is None or name not in getattr(net, "names", ()):
+    name = net.output_layer
+    if name is None or name not in net.names:
         raise ConfigError(
             "reset_head needs a network with one named output layer (an RL agent has two, "
             "its policy and value heads: reset_head is not defined for agents)"

@@ -30,7 +30,7 @@ Params = dict[str, Any]
 
 def require_unit_layers(ctx: Context, remedy: str) -> tuple[UnitLayer, ...]:
     """The network's unit layers; a clear error for a network that has none."""
-    layers = tuple(getattr(ctx.net, "unit_layers", ()) or ())
+    layers = tuple(ctx.net.unit_layers)
     if not layers:
         raise ConfigError(
             f"remedy {remedy!r} acts on hidden units, but this network has no hidden unit "

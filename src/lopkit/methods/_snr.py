@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 
 from lopkit._config import field
-from lopkit.methods._base import Context, Parts, Remedy, UnitRule
+from lopkit.methods._base import Context, Parts, Remedy, UnitRule, layer_by_layer
 from lopkit.methods._resets import require_unit_layers, reset_units_where_any
 
 
@@ -92,30 +92,26 @@ def _build(config: SNRConfig, ctx: Context) -> Parts:
             for layer in layers
         ]
 
-    def apply(state, params, opt_state, trace, key, step):
-        new_state = []
-        for i, (layer, st, h) in enumerate(zip(layers, state, trace.hidden, strict=True)):
-            on = fired(h, layer.units)
-            interval = (st["age"] + 1).astype(jnp.float32)
-            total = st["interval_sum"] + jnp.where(on, interval, 0.0)
-            count = st["interval_count"] + on
-            age = jnp.where(on, 0, st["age"] + 1)
-            reset = age.astype(jnp.float32) > silence_threshold(total, count, config)
-            idx = jnp.arange(layer.units)
-            params, opt_state = reset_units_where_any(
-                params, opt_state, layer, idx, reset, jax.random.fold_in(key, i)
-            )
-            new_state.append(
-                {
-                    "age": jnp.where(reset, 0, age),
-                    "interval_sum": jnp.where(reset, 0.0, total),
-                    "interval_count": jnp.where(reset, 0.0, count),
-                    "replaced": st["replaced"] + reset.sum(),
-                }
-            )
-        return new_state, params, opt_state
+    def layer_step(i, layer, st, params, opt_state, h, key, step):
+        on = fired(h, layer.units)
+        interval = (st["age"] + 1).astype(jnp.float32)
+        total = st["interval_sum"] + jnp.where(on, interval, 0.0)
+        count = st["interval_count"] + on
+        age = jnp.where(on, 0, st["age"] + 1)
+        reset = age.astype(jnp.float32) > silence_threshold(total, count, config)
+        idx = jnp.arange(layer.units)
+        params, opt_state = reset_units_where_any(
+            params, opt_state, layer, idx, reset, jax.random.fold_in(key, i)
+        )
+        new = {
+            "age": jnp.where(reset, 0, age),
+            "interval_sum": jnp.where(reset, 0.0, total),
+            "interval_count": jnp.where(reset, 0.0, count),
+            "replaced": st["replaced"] + reset.sum(),
+        }
+        return new, params, opt_state
 
-    return Parts(unit_rule=UnitRule(init, apply))
+    return Parts(unit_rule=UnitRule(init, layer_by_layer(layers, layer_step)))
 
 
 SNR = Remedy(

@@ -41,7 +41,7 @@ class WeightClipConfig:
 
 def layer_bounds(net) -> dict[str, float]:
     """Layer name → init bound s_l (from the network's ``names`` and ``bounds``)."""
-    names, bounds = getattr(net, "names", None), getattr(net, "bounds", None)
+    names, bounds = net.names, net.bounds
     if names is None or bounds is None or len(names) != len(bounds):
         raise ConfigError("weight_clip needs a network that exposes its layers' init bounds")
     return dict(zip(names, bounds, strict=True))
@@ -51,7 +51,7 @@ def _build(config: WeightClipConfig, ctx: Context) -> Parts:
     bounds = layer_bounds(ctx.net)
     if not config.clip_output:
         bounds.pop(ctx.net.output_layer, None)
-    skip = {path for layer in getattr(ctx.net, "unit_layers", ()) for path in layer.extra}
+    skip = {path for layer in ctx.net.unit_layers for path in layer.extra}
 
     def clip(params):
         out = dict(params)

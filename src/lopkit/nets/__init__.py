@@ -1,6 +1,7 @@
 """Networks as pure functions of parameter pytrees, with explicit units."""
 
 from lopkit.nets._activations import ACTIVATIONS, GAINS, kaiming_uniform_bound
+from lopkit.nets._base import Network
 from lopkit.nets._mlp import MLP, MLPConfig, Trace
 from lopkit.nets._units import (
     Anchor,
@@ -19,6 +20,7 @@ __all__ = [
     "GAINS",
     "MLP",
     "MLPConfig",
+    "Network",
     "Trace",
     "UnitLayer",
     "get",

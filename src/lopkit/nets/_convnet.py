@@ -52,6 +52,7 @@ import jax.numpy as jnp
 from lopkit._config import field
 from lopkit._errors import ConfigError
 from lopkit.nets._activations import ACTIVATIONS, kaiming_uniform_bound
+from lopkit.nets._base import Network
 from lopkit.nets._mlp import Trace
 from lopkit.nets._units import UnitLayer
 
@@ -166,7 +167,7 @@ def conv2d(
     return jnp.concatenate(views, axis=-1) @ w.reshape(-1, c_out)
 
 
-class ConvNet:
+class ConvNet(Network):
     """The conv net as pure functions of a params pytree. Hashable by its config."""
 
     def __init__(self, config: ConvNetConfig):

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit.nets._activations import ACTIVATIONS, kaiming_uniform_bound
+from lopkit.nets._base import Network
 from lopkit.nets._units import UnitLayer
 
 LN_EPS = 1e-5
@@ -63,7 +64,7 @@ class MLPConfig:
             raise ConfigError(f"MLP sizes need an input and an output width, got {self.sizes}")
 
 
-class MLP:
+class MLP(Network):
     """An MLP as pure functions of a params pytree. Hashable by its config (static in jit)."""
 
     def __init__(self, config: MLPConfig):

@@ -56,6 +56,7 @@ import jax.numpy as jnp
 from lopkit._config import field
 from lopkit._errors import ConfigError
 from lopkit.nets._activations import kaiming_uniform_bound
+from lopkit.nets._base import Network
 from lopkit.nets._convnet import conv2d
 from lopkit.nets._units import UnitLayer, get, replace
 
@@ -103,7 +104,9 @@ def _bn_params(width: int) -> dict[str, jax.Array]:
     return {"scale": ones, "offset": zeros, "mean": zeros, "var": ones}
 
 
-class ResNet:
+class ResNet(Network):
+    has_stats = True
+
     """The ResNet as pure functions of a params pytree. Hashable by its config.
 
     Params: ``{"stem": {"conv": {"w"}, "bn": {…}}, "block_i": {"conv1", "bn1", "conv2",

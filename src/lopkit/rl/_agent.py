@@ -26,6 +26,7 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit.nets._activations import ACTIVATIONS
+from lopkit.nets._base import Network
 from lopkit.nets._mlp import MLP, MLPConfig, Trace
 from lopkit.nets._units import UnitLayer
 
@@ -50,7 +51,7 @@ class ActorCriticConfig:
     dropout: float = field(0.0, "dropout rate on hidden features in training", open_unit=True)
 
 
-class ActorCritic:
+class ActorCritic(Network):
     """Policy and value MLPs as one network. Hashable by its config (static in jit)."""
 
     def __init__(self, config: ActorCriticConfig):

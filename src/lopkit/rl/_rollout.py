@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from lopkit._seeds import any_seed
 from lopkit.rl import _envs
 from lopkit.rl._ppo import PPOConfig, gae, log_prob, normalize, sample, shuffled_minibatches
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 
 CLIP = 10.0  # normalized observations and rewards are clipped to ±10 (gymnasium's wrappers)
 STATS_EPS = 1e-8
@@ -95,7 +95,7 @@ def ppo_batches(ppo: PPOConfig, traj: dict[str, jax.Array], last_value: jax.Arra
     return data["x"], x, batches
 
 
-class PPOBlocks:
+class PPOBlocks(Stream):
     """What the engine reads of a PPO stream with a ``ppo: PPOConfig`` field: a block is one
     rollout of every env of the agent, updated ``epochs × minibatches`` times."""
 

@@ -9,10 +9,13 @@ A stream is pure. The engine calls, for one seed (the seed axis never appears he
 * ``probe(state, key, size) -> (x, y)``: a probe batch of the current task, for
   diagnostics: ``x`` ``[size, *input_shape]``, ``y`` ``[size, *target_shape]``.
 
-Optionally, ``evaluate(state) -> (x, labels)``: the current task's held-out examples
-(``x`` ``[n, *input_shape]``, int ``labels`` ``[n]``; label −1 marks padding, ignored), for
-the ``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]``: the outputs a
-prediction may choose among (the classes seen so far, in class-incremental learning).
+Every stream derives from :class:`Stream`, which declares each optional capability below
+once, with its default. Optionally, ``evaluate(state) -> (x, labels)``
+(``has_test_set = True``): the current task's held-out examples (``x`` ``[n,
+*input_shape]``, int ``labels`` ``[n]``; label −1 marks padding, ignored), for the
+``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]`` (``masks_outputs =
+True``): the outputs a prediction may choose among (the classes seen so far, in
+class-incremental learning).
 
 Optionally, a data set shared by every seed: ``constants`` (a pytree of arrays) and
 ``bind(constants) -> stream`` (the same stream reading its data from ``constants``). The
@@ -45,7 +48,7 @@ block as any stream does (:mod:`lopkit.engine._program`, :mod:`lopkit.rl._host`)
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import jax
 
@@ -69,11 +72,63 @@ class Block(NamedTuple):
     records: Any = None
 
 
-class Stream(Protocol):
+class Stream:
+    """The base of every stream: the three required methods, and every optional capability
+    the engine reads, declared once with its default (a stream overrides what it has).
+
+    Required: :meth:`init`, :meth:`block`, :meth:`probe` and ``batch_size``.
+
+    Capabilities (defaults: a supervised stream generated inside the program):
+
+    * ``reads_learner``: its data depend on the learner (``block`` gets ``predict``);
+    * ``hosted``: stepped on the host (``host_init``, ``act_noise``, ``act``, ``play``);
+    * ``updates_per_block``: learner updates per block (None: one per step);
+    * ``block_steps``: the block length it requires (None: any);
+    * ``records``: names of its per-bin quantities (``Block.records``);
+    * ``probe_targets``: whether its probe batch has targets;
+    * ``max_probe_size``: the largest probe batch it can give (None: any);
+    * ``step_unit``: what the progress bar counts;
+    * ``steps_per_task`` / ``task_starts``: its tasks' length, or their first steps when
+      they differ (None: not task-based; config.yaml's ``report``);
+    * ``constants`` and :meth:`bind`: a data set shared by every seed (None: none);
+    * :meth:`evaluate`: the current task's held-out set (``has_test_set``), and
+      :meth:`output_mask`: the outputs a prediction may choose among (``masks_outputs``).
+    """
+
     batch_size: int
+    reads_learner: bool = False
+    hosted: bool = False
+    updates_per_block: int | None = None
+    block_steps: int | None = None
+    records: tuple[str, ...] = ()
+    probe_targets: bool = True
+    max_probe_size: int | None = None
+    step_unit: str = "seed-step"
+    steps_per_task: int | None = None
+    task_starts: Any = None
+    constants: Any = None
+    has_test_set: bool = False
+    masks_outputs: bool = False
 
-    def init(self, key: jax.Array) -> Any: ...
+    def init(self, key: jax.Array) -> Any:
+        raise NotImplementedError
 
-    def block(self, state: Any, key: jax.Array, start: jax.Array, n: int) -> tuple[Any, Block]: ...
+    def block(self, state: Any, key: jax.Array, start: jax.Array, n: int, *args: Any):
+        """``(state, Block)``; ``*args``: ``predict`` (``reads_learner``), then ``feed``
+        (``hosted``)."""
+        raise NotImplementedError
 
-    def probe(self, state: Any, key: jax.Array, size: int) -> tuple[jax.Array, jax.Array]: ...
+    def probe(self, state: Any, key: jax.Array, size: int) -> tuple[jax.Array, Any]:
+        raise NotImplementedError
+
+    def bind(self, constants: Any) -> Stream:
+        """This stream reading its shared data from ``constants`` (traced arrays)."""
+        return self
+
+    def evaluate(self, state: Any) -> tuple[jax.Array, jax.Array]:
+        """(x ``[n, *input_shape]``, int labels ``[n]``, −1 for padding): held-out examples."""
+        raise NotImplementedError(f"{type(self).__name__} has no held-out set")
+
+    def output_mask(self, state: Any) -> jax.Array:
+        """bool ``[outputs]``: the outputs a prediction may choose among."""
+        raise NotImplementedError(f"{type(self).__name__} does not mask outputs")

@@ -49,7 +49,7 @@ import numpy as np
 from lopkit import data as _data
 from lopkit._config import field
 from lopkit._errors import ConfigError
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 
 BINARY_DATA = ("imagenet32", "cifar100", "fashion_mnist", "mnist", "digits")
 IMAGENET_TRAIN, IMAGENET_TEST = 600, 100  # images 0–599 / 600–699 of each class
@@ -141,7 +141,9 @@ def load_class_images(c: BinaryStreamConfig) -> ClassImages:
     return _load(c.data, root, c.num_classes, c.train_per_class, c.test_per_class)
 
 
-class BinaryTasks:
+class BinaryTasks(Stream):
+    has_test_set = True
+
     """The stream of :class:`BinaryStreamConfig` (see the module docstring).
 
     State (one seed): ``{"key": uint32[2] the seed's stream key, "task": int32 the task of

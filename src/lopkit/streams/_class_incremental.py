@@ -53,7 +53,7 @@ import numpy as np
 from lopkit import data as _data
 from lopkit._config import field
 from lopkit._errors import ConfigError
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 
 INCREMENTAL_DATA = ("cifar100", "fashion_mnist", "mnist", "digits")
 AUGMENTATIONS = ("flip", "crop", "rotate")
@@ -142,7 +142,10 @@ def load_split_images(c: ClassIncrementalStreamConfig) -> SplitImages:
     return _load(c.data, root, c.val_per_class, c.train_per_class, c.test_per_class)
 
 
-class ClassIncremental:
+class ClassIncremental(Stream):
+    has_test_set = True
+    masks_outputs = True
+
     """The stream of :class:`ClassIncrementalStreamConfig` (see the module docstring).
 
     State (one seed): ``{"key": the seed's stream key, "task": int32 task of the last step}``.

@@ -46,7 +46,7 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit._errors import ConfigError
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 from lopkit.streams._labeled import LABELED_DATA, LabeledArrays, load_labeled
 
 _PERM, _ORDER = 0, 1
@@ -73,7 +73,9 @@ class PermutedStreamConfig:
         return self.examples_per_task // self.batch_size
 
 
-class PermutedInputs:
+class PermutedInputs(Stream):
+    has_test_set = True
+
     """The stream of :class:`PermutedStreamConfig` (see the module docstring).
 
     State (one seed): ``{"key": uint32[2] the seed's stream key, "step": int32 steps done,

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit._errors import ConfigError
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 
 TARGETS = ("official", "paper_text")
 
@@ -96,7 +96,7 @@ def ltu_target(target: dict[str, jax.Array], x: jax.Array) -> jax.Array:
     return phi @ target["v"][:, None] + target["c"]
 
 
-class SlowlyChangingRegression:
+class SlowlyChangingRegression(Stream):
     """The stream of :class:`SCRStreamConfig` (see the module docstring)."""
 
     def __init__(self, config: SCRStreamConfig):

@@ -49,7 +49,7 @@ import jax.numpy as jnp
 
 from lopkit._config import field
 from lopkit._errors import ConfigError
-from lopkit.streams._base import Block
+from lopkit.streams._base import Block, Stream
 from lopkit.streams._labeled import LABELED_DATA, LabeledArrays, load_labeled
 
 VARIANTS = ("none", "fraction", "growing", "noisy_labels", "wrong_labels", "blur")
@@ -80,7 +80,9 @@ class WarmstartStreamConfig:
             raise ConfigError(f"fraction must be in (0, 1], got {self.fraction!r}")
 
 
-class WarmstartData:
+class WarmstartData(Stream):
+    has_test_set = True
+
     """The stream of :class:`WarmstartStreamConfig` (see the module docstring).
 
     State (one seed): ``{"key": uint32[2], "step": int32 steps done, "order": int32 [n] the

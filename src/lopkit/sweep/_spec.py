@@ -219,9 +219,9 @@ def resolved_value(resolved: dict[str, Any], key: str) -> Any:
         return resolved["method"]
     if key == "benchmark":
         return resolved["benchmark"]
-    if "." in key:
-        remedy, _, sub = key.partition(".")
-        value = resolved["remedies"].get(remedy, {}).get(sub)
+    owner = _config.remedy_key(key)
+    if owner is not None:
+        value = resolved["remedies"].get(owner[0], {}).get(owner[1])
     elif key in resolved["benchmark_config"]:
         value = resolved["benchmark_config"][key]
     else:
