@@ -15,19 +15,8 @@ divergence — count stream steps; the learner's own step index counts updates. 
 may also report per-bin quantities of its own (``stream.records``: e.g. the return of the
 episodes that ended in the bin), recorded beside the learner's error.
 
-**Host-stepped streams.** A stream whose environment runs outside the compiled program
-(``stream.hosted``: MuJoCo's C simulator, stepped in threads on the host) cannot be
-scanned over; the engine then drives the same per-seed pieces from the host, block by
-block: ``stream.play(host, act, n)`` plays one block on the host, calling ``act(obs, t)``
-— one jitted call of ``stream.act`` vmapped over all seeds per env step, with the step's
-randomness (``stream.act_noise``) drawn for the whole block beforehand — and returns the
-block's data (``feed``, numpy, leading seed axis); one compiled vmapped call then runs
-``stream.block(…, predict, feed)`` and the learner's updates exactly as :meth:`_block`
-does for any stream, and at the end of a bin one compiled call computes its error,
-records and probes as :meth:`run_bins` does. The host part of the state (``state["host"]``:
-the simulators' complete state as numpy arrays with a leading seed axis, from
-``stream.host_init(base_seed, seeds)``) is part of the one state pytree, so checkpoints
-and ``--resume`` need nothing else.
+**Host-stepped streams** (``stream.hosted``) run block by block from the host:
+:mod:`lopkit.engine._hosted`.
 
 Seed state (one seed; the engine vmaps it)::
 
@@ -396,7 +385,9 @@ class Program:
 
         ``state`` is donated (its buffers are reused for the result)."""
         if self.hosted:
-            return self._host_chunk(state, int(first_bin), n_bins)
+            from lopkit.engine._hosted import host_chunk
+
+            return host_chunk(self, state, int(first_bin), n_bins)
         n_bins = int(n_bins)
         capacity = chunk_capacity(n_bins)
         state, errors, values = self._chunk(
@@ -405,89 +396,6 @@ class Program:
         if capacity == n_bins:
             return state, errors, values
         return state, errors[:, :n_bins], values[:, :n_bins]
-
-    # ---- a hosted stream: the host plays each block, compiled calls do the rest -------
-    def _host_chunk(self, state: dict[str, Any], first_bin: int, n_bins: int):
-        """:meth:`chunk` for a hosted stream: per block, ``stream.play`` on the host (one
-        :meth:`_act` call per env step), then one compiled :meth:`_fed_block`; per bin one
-        compiled :meth:`_host_bin`. Same outputs as :meth:`chunk`."""
-        device, host = _split_host(state)
-        blocks_per_bin = self.bin_size // self.block_size
-        errors, values = [], []
-        for b in range(first_bin, first_bin + n_bins):
-            totals, records = [], []
-            for j in range(blocks_per_bin):
-                index = jnp.asarray(b * blocks_per_bin + j, jnp.int32)
-                # only what acting reads, so that a step's call passes few buffers, on one
-                # device: a call across devices per env step would wait on each of them
-                params, stream_state, keys = _devices.gather(
-                    (device["learner"]["params"], device["stream"], device["keys"]["stream"])
-                )
-                noise = jax.device_get(self._act_noise(keys, index))  # [n, K, …] on the host
-
-                def act(obs, t, inputs=(params, stream_state), noise=noise):
-                    return self._act(*inputs, obs, noise[t])
-
-                host, feed = self.stream.play(host, act, self.block_size)
-                device, total, record = self._fed_block(self.constants, device, feed, index)
-                totals.append(total)
-                records.append(record)
-            totals = jnp.stack(totals, axis=1)  # [K, blocks]
-            records = jax.tree_util.tree_map(lambda *r: jnp.stack(r, axis=1), *records)
-            error, value = self._host_bin(
-                self.constants, device, jnp.asarray(b, jnp.int32), totals, records
-            )
-            errors.append(error)
-            values.append(value)
-        return {**device, "host": host}, jnp.stack(errors, 1), jnp.stack(values, 1)
-
-    @functools.partial(jax.jit, static_argnums=0)
-    def _act_noise(self, stream_key, block_index):
-        """The randomness of every seed's acting in block ``block_index``, ``[n, K, …]``:
-        ``stream.act_noise(key)`` for env step ``t`` with the seed's block key (as
-        :meth:`_block` derives it) folded with ``t``. Drawn for the whole block in one call,
-        so that a step's call (:meth:`_act`) is the policy alone."""
-
-        def one(k, t):
-            return self.stream.act_noise(jax.random.fold_in(jax.random.fold_in(k, block_index), t))
-
-        steps = jnp.arange(self.block_size, dtype=jnp.int32)
-        return jax.vmap(jax.vmap(one, (0, None)), (None, 0))(stream_key, steps)
-
-    @functools.partial(jax.jit, static_argnums=0)
-    def _act(self, params, stream_state, obs, noise):
-        """All seeds' actions at one env step: vmapped ``stream.act(stream_state, predict,
-        obs, noise)`` with obs ``[K, …]`` and the step's ``noise`` (:meth:`_act_noise`)."""
-
-        def one(p, s, o, z):
-            return self.stream.act(s, functools.partial(self.learner.net.apply, p), o, z)
-
-        return jax.vmap(one)(params, stream_state, obs, noise)
-
-    @functools.partial(
-        jax.jit, static_argnums=0, donate_argnums=2, compiler_options=COMPILER_OPTIONS
-    )
-    def _fed_block(self, constants: Any, state: dict[str, Any], feed: Any, block_index):
-        program = self.bound(constants)
-
-        def one(state, feed):  # each run's own learner, as run_bins
-            return program.configured(state.get("settings"))._block(state, block_index, feed)
-
-        def runs(state_and_feed):
-            state, (total, records) = jax.vmap(one, axis_name=SEED_AXIS)(*state_and_feed)
-            return state, total, records
-
-        return _devices.per_device(runs, (state, feed))
-
-    @functools.partial(jax.jit, static_argnums=0)
-    def _host_bin(self, constants: Any, state: dict[str, Any], b, totals, records):
-        program = self.bound(constants)
-
-        def one(state, totals, records):
-            return program._bin_values(state, b, totals, records)
-
-        run = jax.vmap(lambda args: one(*args), axis_name=SEED_AXIS)
-        return _devices.per_device(run, (state, totals, records))
 
     # A stream's shared data set is an argument of the compiled functions, not a constant
     # embedded in them (an embedded 150 MB array costs seconds of compilation and several
