@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all bench lint venv clean
+.PHONY: demo test test-unit test-slow test-all bench lint venv clean
 
 venv: $(STAMP)
 
@@ -18,12 +18,21 @@ demo: $(STAMP)
 	$(BIN)/lopkit demo
 
 # Tests on separate cores (most are single-threaded; an xdist_group runs on one worker).
-# `make test` skips the tests marked slow (paper-direction results on small problems,
-# multi-process and MJX runs: about as long again); `make test-all` runs every test.
+# Three tiers: `make test-unit` the pure functions (metrics, stream maths, study specs,
+# data readers: under a minute), `make test` every test but those marked slow (about
+# 8 minutes on 2 cores), `make test-slow` the slow ones (paper-direction results on small
+# problems, multi-process and multi-node runs, MJX: about as long again); `make test-all`
+# runs both of the last two, as CI does.
 PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadgroup
+
+test-unit: $(STAMP)
+	$(PYTEST) -m "unit and not slow"
 
 test: $(STAMP)
 	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 test-all: $(STAMP)
 	$(PYTEST)

@@ -28,6 +28,8 @@ from lopkit.data import (
 from lopkit.data._idx import check_idx_dataset
 from lopkit.data._imagenet32 import check_imagenet32
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 # ---------------------------------------------------------------------------- IDX
 
 _CODES = {np.dtype("u1"): 0x08, np.dtype("i1"): 0x09, np.dtype(">i2"): 0x0B,

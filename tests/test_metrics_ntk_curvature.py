@@ -8,6 +8,8 @@ import pytest
 
 from lopkit.metrics import ntk_gram, ntk_summary, plasticity_probe, sharpness
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 
 def _linear(params, x):
     """f(x) = x W + b: [batch, d] -> [batch, outputs]."""

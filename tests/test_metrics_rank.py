@@ -17,6 +17,8 @@ from lopkit.metrics import (
 )
 from lopkit.metrics._linalg import eigh, eigvalsh
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 DIAG = np.diag([4.0, 3.0, 2.0, 1.0])  # sigma sum 10, sigma^2 sum 30
 
 

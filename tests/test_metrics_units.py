@@ -15,6 +15,8 @@ from lopkit.metrics import (
     saturated_fraction,
 )
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 # batch 3 x units 4: unit 0 dead; E|h| = [0, 2, 1/3, 2/3], layer mean 3/4.
 H = np.array(
     [

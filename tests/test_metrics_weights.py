@@ -17,6 +17,8 @@ from lopkit.metrics import (
     weight_magnitude_per_layer,
 )
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 PARAMS = {
     "dense_0": {"w": np.array([[1.0, -2.0], [3.0, -4.0]]), "b": np.array([10.0, -10.0])},
     "out": {"w": np.array([[0.5], [-0.5]]), "b": np.array([100.0])},

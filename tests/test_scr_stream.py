@@ -8,6 +8,8 @@ import pytest
 from lopkit._errors import ConfigError
 from lopkit.streams import SCRStreamConfig, SlowlyChangingRegression, ltu_target, ltu_thresholds
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 # m = 3 inputs, 2 LTUs. Unit 0: weights (+,-,-), bias -; unit 1: weights (+,+,+), bias +.
 W = jnp.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, 1.0]])
 B = jnp.array([-1.0, 1.0])

@@ -24,6 +24,8 @@ from lopkit.sweep import cell_id, expand, parse_spec
 from lopkit.sweep._progress import eta, format_line, format_seconds
 from lopkit.sweep._worker import thread_env
 
+pytestmark = pytest.mark.unit  # the sub-minute tier (make test-unit): pure functions
+
 SPEC = {
     "benchmark": "scr",
     "seeds": 2,
