@@ -3,7 +3,8 @@
 ``make_experiment("scr", "cbp+l2", {"lr": "0.003", "cbp.replacement_rate": "1e-4"},
 seeds=30, steps=1_000_000)`` validates everything up front (unknown names and bad values
 are errors before anything is written), and :func:`run_experiment` writes the run
-directory of DESIGN §6.
+directory of DESIGN §6. The run's own settings live in :mod:`lopkit._runconfig`, its
+directory in :mod:`lopkit._rundir`, running it (and its cells) in :mod:`lopkit._running`.
 
 A continuous setting may be a list (``"cbp.replacement_rate": "1e-5,1e-4,1e-3"``;
 :mod:`lopkit._axes`): the experiment then runs every grid point × every seed as one
@@ -15,140 +16,25 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
-import shutil
-from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
-import pandas as pd
 
 from lopkit import _axes, _config
-from lopkit._cache import enable_compilation_cache
-from lopkit._config import field
-from lopkit._errors import ConfigError, LopkitError
+from lopkit._errors import ConfigError
+from lopkit._runconfig import (
+    CONFIG_VERSION,
+    EXECUTION_ONLY,
+    RUN_FIELDS,
+    RunConfig,
+    fit_bins,
+    fitting_bin_size,
+)
 from lopkit.benchmarks import get_benchmark, make_optimizer
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 from lopkit.engine._program import Program
-from lopkit.engine._runner import execute
 from lopkit.methods import REMEDIES, Context, compose, parse_method, remedy_configs
-from lopkit.results import RunWriter, load, read_config, write_config
-
-CONFIG_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    """How long, how many seeds, what to record, how to chunk (not what is learned)."""
-
-    seeds: int = field(10, "number of independent seeds run as one program", positive=True)
-    first_seed: int = field(
-        0, "id of the first seed (seeds first_seed … first_seed+seeds−1)", nonnegative=True
-    )
-    base_seed: int = field(0, "root of every seed's randomness", nonnegative=True)
-    steps: int = field(100_000, "steps per seed (a multiple of bin_size)", positive=True)
-    bin_size: int = field(10_000, "steps per reported error bin", positive=True)
-    block_size: int = field(
-        0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True
-    )
-    metrics: tuple[str, ...] = field(
-        _probes.DEFAULT_PROBES, "probes recorded on the probe batch", may_be_empty=True
-    )
-    metrics_every: int = field(
-        10_000, "steps between probe snapshots (a multiple of bin_size; 0: none)", nonnegative=True
-    )
-    probe_size: int = field(2_000, "examples in the probe batch", positive=True)
-    chunk_bins: int = field(
-        0,
-        "bins per compiled call (0: by time, a chunk about every checkpoint_seconds)",
-        nonnegative=True,
-    )
-    checkpoint_every: int = field(1, "chunks between checkpoints", positive=True)
-    checkpoint_seconds: float = field(
-        60.0,
-        "with chunk_bins 0: seconds of work per chunk, so about this often a checkpoint "
-        "(the first after one bin)",
-        positive=True,
-    )
-    vectorize: str = field(
-        "values",
-        "settings given as lists: values (every value × seed in one program) or none "
-        "(one program per value, run one after another; the same results)",
-        choices=("values", "none"),
-    )
-
-    def check(self) -> None:
-        _probes.resolve(self.metrics)  # unknown names first, then the arithmetic
-        if self.steps % self.bin_size:
-            raise ConfigError(
-                f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})"
-            )
-        if self.block_size and self.bin_size % self.block_size:
-            raise ConfigError(
-                f"block_size ({self.block_size}) must divide bin_size ({self.bin_size})"
-            )
-        if self.metrics_every % self.bin_size:
-            raise ConfigError(
-                f"metrics_every ({self.metrics_every}) must be a multiple of "
-                f"bin_size ({self.bin_size})"
-            )
-
-    def resolved(self) -> RunConfig:
-        """Autos filled in: block_size, canonical metric names (chunk_bins 0 stays: by time)."""
-        block = self.block_size or max(
-            d for d in range(1, min(self.bin_size, 1000) + 1) if self.bin_size % d == 0
-        )
-        metrics = _probes.resolve(self.metrics)
-        return dataclasses.replace(self, block_size=block, metrics=metrics)
-
-
-RUN_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
-# Settings that change how a run is executed but not what any seed computes.
-EXECUTION_ONLY = {"chunk_bins", "checkpoint_every", "checkpoint_seconds"}
-
-
-def fitting_bin_size(steps: int, suggested: int, block: int = 0) -> int | None:
-    """The bin size for a run of ``steps`` when the user set none: the benchmark's
-    ``suggested`` size if it divides ``steps``, else the largest divisor of ``steps`` that
-    is at most ``suggested`` (``steps`` itself when it is shorter: one bin) and a multiple
-    of ``block`` (a fixed block size, e.g. one rollout; 0: any). None if there is none
-    (``steps`` not a multiple of ``block``)."""
-    unit = block or 1
-    if steps % unit:
-        return None
-    if steps <= suggested:
-        return steps
-    return next((d for d in range(suggested, 0, -1) if steps % d == 0 and d % unit == 0), None)
-
-
-def _fit_bins(values: dict[str, Any], explicit: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
-    """``values`` with bin_size (and metrics_every) fitted to steps where the user set no
-    bin size; returns the new values and a note per changed setting (for config.yaml)."""
-    steps = _config.coerce(RunConfig, "steps", values.get("steps", RunConfig.steps))
-    suggested = _config.coerce(RunConfig, "bin_size", values.get("bin_size", RunConfig.bin_size))
-    if "bin_size" in explicit or steps % suggested == 0:
-        return values, {}
-    block = _config.coerce(RunConfig, "block_size", values.get("block_size", 0))
-    bin_size = fitting_bin_size(steps, suggested, block)
-    if bin_size is None:  # no bin size fits: the run's own check says why
-        return values, {}
-    notes = {
-        "bin_size": f"{bin_size}: chosen because steps ({steps}) is not a multiple of the "
-        f"benchmark's bin size ({suggested}); set bin_size to choose another"
-    }
-    values = {**values, "bin_size": bin_size}
-    every = _config.coerce(
-        RunConfig, "metrics_every", values.get("metrics_every", RunConfig.metrics_every)
-    )
-    if "metrics_every" not in explicit and every and (every % bin_size or every > steps):
-        fitted = min(steps, max(bin_size, every // bin_size * bin_size))
-        values["metrics_every"] = fitted
-        notes["metrics_every"] = (
-            f"{fitted}: the multiple of bin_size nearest {every}, at most steps"
-        )
-    return values, notes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -394,7 +280,7 @@ def make_experiment(
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults_for(names))
     given = {**run_settings, **{k: v for k, v in run.items() if v is not None}}
     _probes.resolve(_config.coerce(RunConfig, "metrics", given.get("metrics", RunConfig.metrics)))
-    run_values, chosen = _fit_bins({**bench.run_defaults_for(config), **given}, set(given))
+    run_values, chosen = fit_bins({**bench.run_defaults_for(config), **given}, set(given))
     run_config = _config.build(RunConfig, run_values).resolved()
     experiment = Experiment(
         bench, config, tuple(names), configs, run_config, tuple(sorted(chosen.items())), axes=axes
@@ -418,179 +304,21 @@ def report_of(stream: Any, error_name: str) -> tuple[tuple[str, Any], ...]:
     return tuple(report)
 
 
-# Derived from the rest (runs made before these existed lack them): not compared on resume.
-DERIVED = {"report", "chosen"}
+# The run directory and running, in their own modules; named here too, where callers
+# have always found them.
+from lopkit._rundir import prepare_run_dir  # noqa: E402
+from lopkit._running import run_experiment, run_or_reuse  # noqa: E402
 
-
-def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted((set(old) | set(new)) - (DERIVED if not prefix else set())):
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{key}.")
-        elif a != b and key not in EXECUTION_ONLY:
-            out.append(f"{prefix}{key}: {a!r} (saved) vs {b!r} (now)")
-    return out
-
-
-def prepare_run_dir(out: str | Path, experiment: Experiment, resume: bool, overwrite: bool) -> bool:
-    """Check/prepare the output directory; returns True when resuming a started run.
-
-    An existing run is never overwritten silently: it needs ``resume`` or ``overwrite``.
-    """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise LopkitError(
-            f"--out {out} is a file, not a run directory; name a directory (e.g. runs/{out.stem})"
-        )
-    exists = out.exists() and any(out.iterdir())
-    if resume and overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    if resume:
-        if not (out / "config.yaml").exists():
-            raise LopkitError(f"cannot resume: {out} holds no run (no config.yaml)")
-        diffs = _differences(read_config(out), experiment.resolved())
-        if diffs:
-            raise ConfigError(
-                "cannot resume with a different configuration:\n  " + "\n  ".join(diffs)
-            )
-        return True
-    if exists:
-        if not overwrite:
-            raise LopkitError(
-                f"output directory {out} exists and is not empty; "
-                "use --resume to continue it or --overwrite to replace it"
-            )
-        if not (out / "config.yaml").exists():
-            raise LopkitError(f"refusing to overwrite {out}: it is not a lopkit run directory")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_config(out, experiment.resolved())
-    return False
-
-
-def run_experiment(
-    experiment: Experiment,
-    out: str | Path,
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: bool = True,
-    stop_after_chunks: int | None = None,
-    **execute_options: Any,
-) -> dict[str, Any]:
-    """Run (or resume) an experiment into ``out``; returns the runner's summary.
-
-    ``execute_options`` go to :func:`lopkit.engine._runner.execute` (``log``, ``clock``).
-    Compiled programs are kept in JAX's persistent cache (:mod:`lopkit._cache`)."""
-    enable_compilation_cache()
-    resuming = prepare_run_dir(out, experiment, resume, overwrite)
-    if resuming and (Path(out) / "metrics.parquet").exists():
-        return {"finished": True, "seconds": 0.0, "bins_run": 0, "seed_steps_per_second": math.nan}
-    if experiment.axes and experiment.run.vectorize == "none":
-        return _run_cells(experiment, Path(out), progress, stop_after_chunks, **execute_options)
-    program, error_name = experiment.build()
-    r = experiment.run
-    seeds, settings = experiment.runs()
-    columns = experiment.runs(exact=True)[1]
-    return execute(
-        program,
-        seeds,
-        r.steps // r.bin_size,
-        out,
-        chunk_bins=r.chunk_bins,
-        checkpoint_every=r.checkpoint_every,
-        checkpoint_seconds=r.checkpoint_seconds,
-        resume=resuming,
-        progress=progress,
-        error_name=error_name,
-        stop_after_chunks=stop_after_chunks,
-        settings=settings,
-        columns=columns,
-        **execute_options,
-    )
-
-
-CELLS_DIR = "cells"
-
-
-def _run_cells(
-    experiment: Experiment,
-    out: Path,
-    progress: bool,
-    stop_after_chunks: int | None,
-    **execute_options: Any,
-) -> dict[str, Any]:
-    """``vectorize="none"``: each grid point a plain run of its own program, in
-    ``out/cells/<i>/`` (each resumable on its own), then one metrics table in ``out`` with
-    the swept settings' columns, as the vectorized run writes it."""
-    points = _axes.grid(experiment.axes)
-    seconds, bins, last = 0.0, 0, {}
-    tables, states = [], []
-    for i, point in enumerate(points):
-        cell_dir = out / CELLS_DIR / f"{i:04d}"
-        cell = experiment.cell(point)
-        resume = (cell_dir / "config.yaml").exists()
-        last = run_experiment(
-            cell,
-            cell_dir,
-            resume=resume,
-            progress=progress,
-            stop_after_chunks=stop_after_chunks,
-            **execute_options,
-        )
-        seconds += last["seconds"]
-        bins += last.get("bins_run", 0)
-        states.append(last.get("state"))
-        if not last["finished"]:
-            return {**last, "seconds": seconds, "bins_run": bins}
-        table = load(cell_dir).drop(columns="run")
-        for j, (name, value) in enumerate(point.items()):
-            table.insert(1 + j, name, float(value))
-        tables.append(table)
-    writer = RunWriter(out, settings=experiment.swept)
-    writer.append(0, pd.concat(tables, ignore_index=True))
-    writer.finalize()
-    steps = bins * experiment.run.bin_size * experiment.run.seeds
-    return {
-        **last,
-        "seconds": seconds,
-        "bins_run": bins,
-        "seed_steps_per_second": steps / max(seconds, 1e-9),
-        "state": _joined(states, experiment.run.seeds),
-    }
-
-
-def _joined(states: list[Any], seeds: int) -> dict[str, Any]:
-    """The cells' final states as one, runs along the leading axis (as the vectorized run's),
-    as far as their structures agree (an optimizer state may differ from cell to cell, e.g.
-    SGD with and without momentum); where a cell was finished before this call (no state),
-    just ``diverged_at`` (−1 there)."""
-    if any(s is None for s in states):
-        diverged = [np.full(seeds, -1) if s is None else s["diverged_at"] for s in states]
-        return {"diverged_at": np.concatenate([np.asarray(d) for d in diverged])}
-    return _join(jax.device_get(states))
-
-
-def _join(trees: list[Any]) -> Any:
-    structures = {jax.tree_util.tree_structure(t) for t in trees}
-    if len(structures) == 1:
-        return jax.tree_util.tree_map(lambda *a: np.concatenate(a), *trees)
-    if all(isinstance(t, dict) for t in trees):
-        common = [k for k in trees[0] if all(k in t for t in trees)]
-        joined = {k: _join([t[k] for t in trees]) for k in common}
-        return {k: v for k, v in joined.items() if v is not None}
-    return None
-
-
-def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:
-    """Run ``experiment`` into ``run_dir``: a finished run there with the same configuration
-    is reused, an interrupted one finished, one with another configuration replaced."""
-    run_dir = Path(run_dir)
-    if (run_dir / "config.yaml").exists():
-        try:  # the same configuration: reuse (or finish) it
-            run_experiment(experiment, run_dir, resume=True, progress=progress)
-            return
-        except ConfigError:  # another configuration: replace it
-            pass
-    overwrite = (run_dir / "config.yaml").exists()
-    run_experiment(experiment, run_dir, overwrite=overwrite, progress=progress)
+__all__ = [
+    "CONFIG_VERSION",
+    "EXECUTION_ONLY",
+    "RUN_FIELDS",
+    "Experiment",
+    "RunConfig",
+    "fitting_bin_size",
+    "make_experiment",
+    "prepare_run_dir",
+    "run_experiment",
+    "run_or_reuse",
+    "split_settings",
+]
