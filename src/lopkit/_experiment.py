@@ -31,15 +31,17 @@ from lopkit._runconfig import (
     fitting_bin_size,
 )
 from lopkit.benchmarks import get_benchmark, make_optimizer
+from lopkit.benchmarks._base import Benchmark, Problem
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 from lopkit.engine._program import Program
 from lopkit.methods import REMEDIES, Context, compose, parse_method, remedy_configs
+from lopkit.streams._base import Stream
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-    benchmark: Any
+    benchmark: Benchmark
     config: Any
     method_names: tuple[str, ...]
     remedy_configs: tuple[Any, ...]
@@ -89,7 +91,7 @@ class Experiment:
         dtypes = self._dtypes()
         return {k: np.asarray(v[0], dtypes[k]) for k, v in self.traced}
 
-    def _learner(self, problem: Any, settings: dict[str, Any]) -> Learner:
+    def _learner(self, problem: Problem, settings: dict[str, Any]) -> Learner:
         """The learner with ``settings`` (``{name: value}``, values concrete or traced)
         in place of the configured values: benchmark settings are optimizer settings,
         ``remedy.key`` settings go to that remedy's config (its ceiling: the largest
@@ -235,7 +237,7 @@ class Experiment:
         return dataclasses.replace(self, config=config, remedy_configs=configs, run=run, axes=())
 
 
-def _check_stream_run(stream: Any, run: RunConfig) -> None:
+def _check_stream_run(stream: Stream, run: RunConfig) -> None:
     """A stream whose block has a fixed length (a rollout) or a bounded probe batch."""
     need = stream.block_steps
     if need and run.block_size != need:
@@ -291,7 +293,7 @@ def make_experiment(
     return dataclasses.replace(experiment, report=report_of(program.stream, error_name))
 
 
-def report_of(stream: Any, error_name: str) -> tuple[tuple[str, Any], ...]:
+def report_of(stream: Stream, error_name: str) -> tuple[tuple[str, Any], ...]:
     """config.yaml's ``report``: the reported metric, and the tasks of a task-based stream
     (``steps_per_task``, or ``task_starts`` when tasks differ in length)."""
     report: list[tuple[str, Any]] = [("metric", error_name)]

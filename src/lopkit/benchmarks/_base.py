@@ -10,6 +10,7 @@ import optax
 
 from lopkit._config import field, static_zero
 from lopkit._errors import ConfigError
+from lopkit.streams._base import Stream
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ class Problem:
     step) -> (state, learner_state)``, run after every update.
     """
 
-    stream: Any
+    stream: Stream
     network: dict[str, Any]
     make_network: Callable[[dict[str, Any]], Any]
     loss_fn: Callable

@@ -33,6 +33,7 @@ import optax
 
 from lopkit._seeds import any_seed
 from lopkit.methods import Composed
+from lopkit.nets._base import Network
 
 # fold_in tags: each consumer of a step's key derives its own stream from it.
 _DROPOUT, _RULE, _BOUNDARY = 0xD0, 0x100, 0xB0
@@ -46,7 +47,7 @@ class Learner:
     tx: the composed update; optimizer: the benchmark's optimizer without the remedies.
     """
 
-    net: Any
+    net: Network
     loss_fn: Callable[[jax.Array, jax.Array], jax.Array]
     error_fn: Callable[[jax.Array, jax.Array], jax.Array]
     method: Composed

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import jax
@@ -51,6 +52,7 @@ from lopkit import _devices
 from lopkit._seeds import SEED_AXIS, one_run_at_a_time
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
+from lopkit.streams._base import Stream
 
 # XLA:CPU's concurrency-optimized scheduler lets independent operations of one step run on
 # different threads of its pool; a learner step is hundreds of operations of a few
@@ -106,7 +108,7 @@ class Program:
     identity: a hashable description for structural equality (None: by identity).
     """
 
-    stream: Any
+    stream: Stream
     learner: Learner
     base_seed: int
     bin_size: int
@@ -116,9 +118,9 @@ class Program:
     metrics_every: int
     seed_map: str = "vmap"
     protocol: Any = None  # the benchmark's procedure after each update (Problem.protocol)
-    configure: Any = None  # settings -> Learner (the runs' own continuous settings)
-    settings: Any = None  # with configure: one run's settings, when init is given none
-    identity: Any = None  # hashable: equal identities compute the same (one compile)
+    configure: Callable[[dict[str, Any]], Learner] | None = None  # the runs' own settings
+    settings: dict[str, Any] | None = None  # with configure: what init gives every run
+    identity: Hashable | None = None  # equal identities compute the same (one compile)
 
     def __eq__(self, other: object) -> bool:
         if self.identity is None or not isinstance(other, Program):

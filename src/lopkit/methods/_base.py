@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 import jax
 import optax
 
+from lopkit.nets._base import Network
+
 Params = dict[str, Any]
 
 
@@ -91,7 +93,7 @@ class Context(NamedTuple):
     how many units one step may replace) is sized from the ceiling.
     """
 
-    net: Any
+    net: Network
     learning_rate: float
     ceiling: Any = None
 
