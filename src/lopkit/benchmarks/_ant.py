@@ -3,17 +3,38 @@
 The paper's RL benchmark (Dohare et al. 2024, Methods "Reinforcement learning", figures
 "Slippery Ant" and "Ant, constant friction"; official ``lop/rl/``; DESIGN §7), K agents
 (seeds) through the one engine, like every other benchmark. The env is gymnasium's Ant
-(v4 by default: the official SlipperyAnt-v3 without its zero contact forces) on the
-``mujoco`` bindings (:mod:`lopkit.mujoco_envs`); the friction is the sliding friction of
-every geom, per seed a sequence log-uniform on [0.02, 2] changed at the first episode end
-more than ``change_every`` (2M) env steps after the previous change; ``schedule=constant``
-keeps it at 1. Two back-ends (``--set backend=…``):
+(v4 by default: the official SlipperyAnt-v3's dynamics and rewards; its observation is the
+official one without the contact forces, which are always zero there) on the ``mujoco``
+bindings (:mod:`lopkit.mujoco_envs`); the friction is the sliding friction of every geom,
+per seed a sequence log-uniform on [0.02, 2] changed at the first episode end more than
+``change_every`` (2M) env steps after the previous change; ``schedule=constant`` keeps it
+at 1. Two back-ends (``--set backend=…``):
 
 * ``host`` (default): MuJoCo C, all seeds' envs stepped on the host in lockstep (threads:
   ``mj_step`` releases the GIL), one jitted vmapped policy call per env step for all seeds,
   the PPO update compiled and vmapped (:class:`lopkit.rl.HostRolloutStream`);
 * ``mjx``: the same XML in MuJoCo XLA inside the compiled program, the friction a traced
   per-seed value (:class:`lopkit.mujoco_envs.MjxAnt`); for accelerators.
+
+The network's input (``network_inputs``). The official env's observation is 111 values:
+gym's Ant-v3 ``_get_obs`` concatenates ``qpos[2:]`` (13), ``qvel`` (14) and the clipped
+``cfrc_ext`` (14 bodies × 6 = 84), in that order; mujoco-py on MuJoCo 2.x never fills
+``cfrc_ext`` (gym's Ant-v3 docstring: "contact forces always being 0"), so the last 84 are 0.
+The official nets are built on ``o_dim = env.observation_space.shape[0]`` = 111
+(``lop/rl/run_ppo.py``: ``MLPPolicy(o_dim, …)``, ``MLPVF(o_dim, …)``) and
+``lecun_init`` (``lop/utils/miscellaneous.py``) draws every layer U(±√(3/in_features)):
+the first layer's bound is √(3/111) = 0.164, not √(3/27) = 0.333. Zero inputs change
+nothing in a forward pass, but they set that bound, CBP's and ReDo's re-init bound
+(``lop/algos/gnt.py``: ``sqrt(3 / in_features)`` over all 111 rows), and the first layer's
+logged weight magnitude (``run_ppo.py``: ``weight.data.abs().mean()`` over 256 × 111
+weights: the 84 rows keep their initial values without L2 and decay towards 0 with it,
+Adam's coupled ``weight_decay`` being their only gradient). ``official`` (default) gives
+both nets these 84 rows as parameters that are never multiplied
+(:class:`lopkit.nets.MLPConfig` ``zero_inputs``): init, resets, decay, probes and
+every computed value are the official 111-input net's, at the 27-input net's cost;
+``observed`` builds the first layers on the 27 observed values (fan-in 27, bound 0.333:
+initial action means ~2× the official ones). v5 observes its 78 contact forces (105
+inputs, not the official env) and has no zero inputs either way.
 
 PPO and the agent are the official settings (:class:`lopkit.rl.PPOConfig` defaults:
 [256, 256] ReLU policy-mean and value nets, LeCun-uniform, log-std 0, Adam 1e-4, rollout
@@ -48,6 +69,8 @@ from lopkit.nets._activations import ACTIVATIONS
 from lopkit.rl._ppo import PPOConfig
 
 BACKENDS = ("host", "mjx")
+NETWORK_INPUTS = ("official", "observed")
+OFFICIAL_ZERO_INPUTS = 14 * 6  # gym Ant-v3's clipped cfrc_ext: 14 bodies × 6, all 0
 SCHEDULES = ("slippery", "constant")  # lopkit.mujoco_envs.SCHEDULES (imported lazily)
 DEFAULT_PROBES = (
     "inactive_fraction",
@@ -83,6 +106,12 @@ class AntBenchmarkConfig(PPOConfig, OptimizerConfig):
     constant_friction: float = field(1.0, "the friction of the constant schedule", positive=True)
     max_episode_steps: int = field(1000, "episode length limit (truncation)", positive=True)
     threads: int = field(0, "host: threads stepping the envs (0: one per CPU)", nonnegative=True)
+    network_inputs: str = field(
+        "official",
+        "official: the first layers have the official 111 inputs (v4's 27 + 84 contact "
+        "forces, always 0: fan-in 111, rows never multiplied); observed: the 27 (fan-in 27)",
+        choices=NETWORK_INPUTS,
+    )
     hidden: tuple[int, ...] = field((256, 256), "hidden widths of each network", positive=True)
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     optimizer: str = field("adam", "sgd or adam", choices=("sgd", "adam"))
@@ -102,6 +131,12 @@ class AntBenchmarkConfig(PPOConfig, OptimizerConfig):
     @property
     def observations(self) -> int:
         return 27 if self.version == "v4" else 27 + 78
+
+    @property
+    def zero_inputs(self) -> int:
+        """First-layer rows for the official env's always-zero contact forces (v4, official)."""
+        official = self.version == "v4" and self.network_inputs == "official"
+        return OFFICIAL_ZERO_INPUTS if official else 0
 
 
 def friction_config(c: AntBenchmarkConfig):
@@ -151,7 +186,7 @@ def build(c: AntBenchmarkConfig) -> Problem:
         raise ConfigError(
             f"the ant benchmark needs mujoco and gymnasium ({err}); pip install -e '.[rl]'"
         ) from None
-    return ppo_problem(c, stream, ppo_settings(c), c.observations, ACTIONS, False)
+    return ppo_problem(c, stream, ppo_settings(c), c.observations, ACTIONS, False, c.zero_inputs)
 
 
 def run_defaults(c: AntBenchmarkConfig) -> dict[str, Any]:

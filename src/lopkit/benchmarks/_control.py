@@ -176,12 +176,19 @@ CONTROL = Benchmark(
 
 
 def ppo_problem(
-    c: Any, stream: Any, ppo: PPOConfig, observations: int, actions: int, discrete: bool
+    c: Any,
+    stream: Any,
+    ppo: PPOConfig,
+    observations: int,
+    actions: int,
+    discrete: bool,
+    zero_inputs: int = 0,
 ) -> Problem:
     """The PPO agent's problem (control and ant): separate policy and value MLPs of
-    ``c.hidden`` (LeCun init, state-independent log-std), the clipped PPO loss as both loss
-    and reported error, the optimizer of ``c``'s optimizer fields after clipping the
-    gradient's global norm to ``c.max_grad_norm`` (0: none)."""
+    ``c.hidden`` (LeCun init, state-independent log-std; ``zero_inputs`` first-layer rows
+    for always-zero inputs after the ``observations``, :class:`lopkit.rl.ActorCriticConfig`),
+    the clipped PPO loss as both loss and reported error, the optimizer of ``c``'s optimizer
+    fields after clipping the gradient's global norm to ``c.max_grad_norm`` (0: none)."""
     network = {
         "observations": observations,
         "actions": actions,
@@ -191,6 +198,8 @@ def ppo_problem(
         "init": "lecun",
         "log_std_init": c.log_std_init,
     }
+    if zero_inputs:  # only then: the network dicts of other runs stay as they were
+        network["zero_inputs"] = zero_inputs
 
     def loss(out, batch):
         return ppo_loss(out, batch, ppo, discrete)[0]

@@ -19,7 +19,10 @@ everything needed to continue exactly (DESIGN §7). Per env and env step:
   the schedule takes effect here, for the next episode.
 
 Gymnasium's Ant-v4 equals the official SlipperyAnt-v3 without its contact forces (zero
-under MuJoCo ≥ 2: ``cfrc_ext`` is only filled by ``mj_rnePostConstraint``). The friction is
+under MuJoCo ≥ 2: ``cfrc_ext`` is only filled by ``mj_rnePostConstraint``): the same
+dynamics and rewards, 27 observations instead of the official 111 (the 84 zeros last). The
+official networks' first layer has 111 inputs; the ``ant`` benchmark's agent keeps those
+rows (``network_inputs``, :mod:`lopkit.benchmarks._ant`). The friction is
 the sliding friction of every geom, ``model.geom_friction[:, 0]`` (the official code
 rewrites the default ``<geom>``'s friction, which floor and all 13 body geoms inherit).
 """
@@ -63,8 +66,9 @@ def ant_xml_path() -> str:
 class AntConfig:
     """Gymnasium's Ant (defaults of ``AntEnv.__init__`` in ``ant_v4.py`` / ``ant_v5.py``).
 
-    ``version`` v4 (default; = official SlipperyAnt-v3: 27-dim observations, no contact
-    cost) or v5 (healthy reward only while healthy, contact cost and contact forces in the
+    ``version`` v4 (default; the official SlipperyAnt-v3's dynamics and rewards, no contact
+    cost; 27-dim observations: the official 111 without the 84 contact forces, always 0) or
+    v5 (healthy reward only while healthy, contact cost and contact forces in the
     observation, 105-dim). ``threads``: threads stepping the K envs, the calling one
     included (0: one per CPU, at most K; 1: no threads).
     """

@@ -9,6 +9,13 @@ Parameters are a plain dict pytree::
 Hidden weights are Kaiming-uniform with the activation's gain, the output layer with gain
 1, and all biases zero — the initialization of Dohare et al. (2024). ``init="lecun"`` draws
 every layer from U(−√(3/fan_in), √(3/fan_in)) (LeCun-uniform, the official PPO networks).
+
+``zero_inputs`` > 0 gives the first layer ``sizes[0] + zero_inputs`` rows for an input of
+``sizes[0]`` values followed by ``zero_inputs`` that are always 0 (the official Ant's
+contact forces, :mod:`lopkit.benchmarks._ant`). Those rows are parameters like any other
+(fan-in, init bound, weight decay, unit resets and weight probes count them) but are never
+multiplied: ``x @ w[:sizes[0]]`` equals ``[x, 0] @ w`` without the work, and their gradient
+from the loss is exactly 0, as it is for an input that is 0.
 """
 
 from __future__ import annotations
@@ -56,6 +63,12 @@ class MLPConfig:
         "kaiming: U(±gain·√(3/fan_in)) with the activation's gain; lecun: U(±√(3/fan_in))",
         choices=("kaiming", "lecun"),
     )
+    zero_inputs: int = field(
+        0,
+        "always-zero inputs after the sizes[0] given: first-layer rows that count in fan-in, "
+        "init and weight probes but are never multiplied",
+        nonnegative=True,
+    )
 
     def check(self) -> None:
         from lopkit._errors import ConfigError
@@ -73,7 +86,8 @@ class MLP(Network):
         self.hidden_sizes = config.sizes[1:-1]
         self.names = [f"hidden_{i}" for i in range(len(self.hidden_sizes))] + ["output"]
         mult = 2 if config.crelu else 1
-        self.fan_ins = [config.sizes[0]] + [mult * n for n in self.hidden_sizes]
+        inputs = config.sizes[0] + config.zero_inputs
+        self.fan_ins = [inputs, *(mult * n for n in self.hidden_sizes)]
         gain_name = "relu" if config.crelu else config.activation
         if config.init == "lecun":
             gain_name = "linear"
@@ -124,6 +138,13 @@ class MLP(Network):
             for i, (name, k) in enumerate(zip(self.names, keys, strict=True))
         }
 
+    def _rows(self, w: jax.Array, index: int) -> jax.Array:
+        """The rows of layer ``index``'s weights that multiply its input: the first layer's
+        ``zero_inputs`` rows multiply zeros, so they are left out."""
+        if index == 0 and self.config.zero_inputs:
+            return w[: self.config.sizes[0]]
+        return w
+
     def apply(
         self, params: dict[str, Any], x: jax.Array, key: jax.Array | None = None
     ) -> tuple[jax.Array, Trace]:
@@ -135,7 +156,7 @@ class MLP(Network):
         h = x
         for i, name in enumerate(self.names[:-1]):
             layer = params[name]
-            z = h @ layer["w"] + layer["b"]
+            z = h @ self._rows(layer["w"], i) + layer["b"]
             if self.config.layernorm:
                 mean = z.mean(-1, keepdims=True)
                 var = z.var(-1, keepdims=True)
@@ -150,5 +171,5 @@ class MLP(Network):
                 keep = 1.0 - self.config.dropout
                 mask = jax.random.bernoulli(jax.random.fold_in(key, i), keep, h.shape)
                 h = jnp.where(mask, h / keep, 0.0)
-        out = h @ params["output"]["w"] + params["output"]["b"]
+        out = h @ self._rows(params["output"]["w"], len(self.hidden_sizes)) + params["output"]["b"]
         return out, Trace(pre, hidden)

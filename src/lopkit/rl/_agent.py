@@ -11,6 +11,8 @@ Every hidden layer of both networks is a :class:`lopkit.nets.UnitLayer` (``polic
 networks by name, without knowing that there are two. Each network is a
 :class:`lopkit.nets.MLP` (so LayerNorm, CReLU and dropout apply to both); the official PPO
 initialization is LeCun-uniform weights, zero biases, log-std 0 (DESIGN §7).
+``zero_inputs`` gives both networks' first layers rows for inputs that are always 0 after
+the observation (:class:`lopkit.nets.MLPConfig`; the official Ant's 84 contact forces).
 
 ``apply(params, obs)`` → ``({"policy": [B, A] mean or logits, "log_std": [A], "value": [B]},
 Trace)``; the trace lists the policy's hidden layers, then the value network's.
@@ -38,6 +40,10 @@ class ActorCriticConfig:
     """Separate policy and value MLPs of the same hidden widths (Dohare et al. 2024, PPO)."""
 
     observations: int = field(4, "observation size", positive=True)
+    zero_inputs: int = field(
+        0, "always-zero inputs after the observation (first-layer rows, never multiplied)",
+        nonnegative=True,
+    )  # fmt: skip
     actions: int = field(
         2, "action dims (continuous) or number of actions (discrete)", positive=True
     )
@@ -62,6 +68,7 @@ class ActorCritic(Network):
             "crelu": config.crelu,
             "dropout": config.dropout,
             "init": config.init,
+            "zero_inputs": config.zero_inputs,
         }
         sizes = {"policy": config.actions, "value": 1}
         self.nets = {
