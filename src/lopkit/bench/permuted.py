@@ -1,6 +1,6 @@
 """`make bench`, permuted inputs: the paper's 784→2000→2000→2000→10 MLP at batch 1.
 
-Measured (never asserted by tests), DESIGN §5: "within 2× of the machine's own limit for
+Measured (never asserted by tests), docs/design.md §14: "within 2× of the machine's own limit for
 that network — report achieved FLOP/s and bytes/s against a matmul/bandwidth measurement
 taken in the same run".
 

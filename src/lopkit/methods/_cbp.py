@@ -27,8 +27,8 @@ Two details of the official code, as options (off by default: the paper's Algori
   (dense → dense layers only);
 * ``reset_optimizer_moments``: Algorithm 1 zeroes the optimizer moments of the replaced
   weights; the official PPO code (``lop/algos/gnt.py`` used with plain Adam) does not.
-  Both are set for the ``control`` benchmark (DESIGN §7: "Adam moments NOT reset,
-  next-layer bias corrected").
+  Both are set for the PPO benchmarks, ``control`` and ``ant`` (docs/design.md §13: Adam
+  moments not reset, next-layer bias corrected).
 
 References:
   Dohare et al. Loss of plasticity in deep continual learning. Nature 632 (2024),

@@ -10,7 +10,7 @@ Every hidden layer of both networks is a :class:`lopkit.nets.UnitLayer` (``polic
 ``value/hidden_1``, …), so unit rules (CBP, ReDo, SNR) and probes reach the units of both
 networks by name, without knowing that there are two. Each network is a
 :class:`lopkit.nets.MLP` (so LayerNorm, CReLU and dropout apply to both); the official PPO
-initialization is LeCun-uniform weights, zero biases, log-std 0 (DESIGN §7).
+initialization is LeCun-uniform weights, zero biases, log-std 0 (docs/design.md §13).
 
 ``apply(params, obs)`` → ``({"policy": [B, A] mean or logits, "log_std": [A], "value": [B]},
 Trace)``; the trace lists the policy's hidden layers, then the value network's.

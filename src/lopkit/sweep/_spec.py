@@ -1,4 +1,4 @@
-"""A study spec (one YAML file) and its expansion into cells (DESIGN §8).
+"""A study spec (one YAML file) and its expansion into cells (docs/design.md §9).
 
 A study is a grid over benchmark settings × methods × method settings, each *cell* run
 with ``seeds`` seeds as one program::
