@@ -52,7 +52,8 @@ REMEDIES: dict[str, Remedy] = {
 
 
 def register(remedy: Remedy) -> Remedy:
-    """Add a remedy to the registry (one line per remedy file)."""
+    """Add a remedy to the registry at run time (the built-in remedies are the tuple that
+    builds :data:`REMEDIES` above)."""
     REMEDIES[remedy.name] = remedy
     return remedy
 

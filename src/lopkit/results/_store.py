@@ -13,7 +13,7 @@ The metrics table is tidy, one row per (seed, step, metric, layer), with exactly
 columns of :data:`METRICS_SCHEMA`:
 
 =========  ========  ==================================================================
-``seed``   int32     seed index k within the run
+``seed``   int32     seed id (``first_seed`` + k for the run's k-th seed)
 ``step``   int64     global step the value refers to (for a binned value: the bin's end)
 ``metric`` string    e.g. ``"mse"``, ``"accuracy"``, ``"dead_fraction"``
 ``layer``  string    ``""`` for whole-network values, else e.g. ``"hidden_0"``
