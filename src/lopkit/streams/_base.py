@@ -13,6 +13,8 @@ Optionally, ``evaluate(state) -> (x, labels)``: the current task's held-out exam
 (``x`` ``[n, *input_shape]``, int ``labels`` ``[n]``; label −1 marks padding, ignored), for
 the ``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]``: the outputs a
 prediction may choose among (the classes seen so far, in class-incremental learning).
+Optionally, ``steps_per_task`` (tasks of equal length) or ``task_starts`` (the first step
+of every task): the task structure written to config.yaml's ``report`` (figures' task axis).
 
 Optionally, a data set shared by every seed: ``constants`` (a pytree of arrays) and
 ``bind(constants) -> stream`` (the same stream reading its data from ``constants``). The
