@@ -1,4 +1,5 @@
-"""The ant benchmark: PPO on host-stepped MuJoCo Ant through the one engine (DESIGN §7)."""
+"""The ant benchmark: PPO on host-stepped MuJoCo Ant through the one engine
+(docs/design.md §8, §13)."""
 
 import jax.numpy as jnp
 import numpy as np

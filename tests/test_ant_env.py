@@ -1,4 +1,5 @@
-"""Slippery Ant's environment layer: friction schedule, host envs, checkpoint (DESIGN §7)."""
+"""Slippery Ant's environment layer: friction schedule, host envs, checkpoint
+(docs/design.md §13)."""
 
 from __future__ import annotations
 

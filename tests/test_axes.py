@@ -1,4 +1,4 @@
-"""Hyper-parameter axes (DESIGN §9): values × seeds as one program == separate programs.
+"""Hyper-parameter axes (docs/design.md §6): values × seeds as one program == separate programs.
 
 Every remedy with a continuous setting is covered by one of the two grouped cases below:
 the vectorized program runs three settings points (every swept setting changes from

@@ -142,7 +142,7 @@ def test_bad_input_from_a_real_process_has_no_traceback():
     assert "unknown remedy 'magic'" in proc.stderr and "Traceback" not in proc.stderr
 
 
-# ---- issue 15: what a new user hits --------------------------------------------------
+# ---- what a new user hits: divergence, bad paths, chosen defaults, the README ------
 
 
 def test_all_seeds_diverged_warns_exits_3_and_plot_refuses(capsys, tmp_path):

@@ -154,7 +154,7 @@ def _chunk(program, seeds):
 
 
 def test_seed_alone_equals_seed_in_a_batch():
-    """The stream's part of DESIGN §1 (the remedies' part is tested on every remedy)."""
+    """The stream's part of docs/design.md §2 (the remedies' part is tested on every remedy)."""
     e = make_experiment("permuted", "backprop", TINY, steps=160, metrics=("dead",))
     program, _ = e.build()  # one program: seed k alone is the same compiled K = 1 call
     state, errors, probes = _chunk(program, [0, 1])

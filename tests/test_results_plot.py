@@ -73,7 +73,7 @@ def test_format_step(x, text):
     assert format_step(x) == text
 
 
-# ---- issue 15, item 6: defaults and labels that say what is drawn --------------------
+# ---- defaults and labels that say what is drawn ------------------------------------
 
 
 def task_run(root, name, benchmark="permuted", values=None):

@@ -1,4 +1,4 @@
-"""The host loop (issue 15, item 1): time-sized chunks, an early checkpoint, resume that
+"""The host loop: time-sized chunks, an early checkpoint, resume that
 says where it continues, and Ctrl-C that stops cleanly at the end of a chunk."""
 
 import os

@@ -1,7 +1,7 @@
 """Hyper-parameter axes: continuous settings that take a list of values in one run.
 
 ``--set l2.weight_decay=1e-4,1e-3 --set lr=0.003,0.01`` makes a grid of 2 × 2 values; with
-K seeds the run is 4·K independent runs of *one* compiled program (DESIGN §9): every value
+K seeds the run is 4·K independent runs of *one* compiled program (docs/design.md §6): every value
 reuses the same K seeds (paired comparisons), run r = h·K + k is grid point h with seed k,
 grid points in the order of the product of the lists (the first setting varies slowest).
 

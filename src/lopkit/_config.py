@@ -25,7 +25,7 @@ def field(default: Any, help: str, **checks: Any) -> Any:
     ``unit_interval=True`` (0 <= x <= 1), ``open_unit=True`` (0 <= x < 1). A tuple must
     hold at least one value unless ``may_be_empty=True``.
 
-    ``axis=True`` marks a continuous setting that only feeds arithmetic (DESIGN §9): it may
+    ``axis=True`` marks a continuous setting that only feeds arithmetic (docs/design.md §6): it may
     take a list of values in one run (``--set lr=0.003,0.01``), all of them run as one
     compiled program; the code that reads it must then accept a traced scalar.
     """

@@ -3,7 +3,7 @@
 ``make_experiment("scr", "cbp+l2", {"lr": "0.003", "cbp.replacement_rate": "1e-4"},
 seeds=30, steps=1_000_000)`` validates everything up front (unknown names and bad values
 are errors before anything is written), and :func:`run_experiment` writes the run
-directory of DESIGN §6. The run's own settings live in :mod:`lopkit._runconfig`, its
+directory of docs/design.md §10. The run's own settings live in :mod:`lopkit._runconfig`, its
 directory in :mod:`lopkit._rundir`, running it (and its cells) in :mod:`lopkit._running`.
 
 A continuous setting may be a list (``"cbp.replacement_rate": "1e-5,1e-4,1e-3"``;

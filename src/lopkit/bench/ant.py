@@ -6,7 +6,7 @@ seeds for the whole iteration (policy + env + update; one rollout per call, comp
 excluded) and for the env alone (random actions, auto-reset, no policy:
 :mod:`lopkit.mujoco_envs.bench`). The process's CPU time over wall time is printed beside
 each figure: on a shared machine it says how much of the CPUs the measurement got.
-Target (DESIGN §5): host ≥ 3,000 aggregate env-steps/s at K = 8 on 2 CPU cores including
+Target (docs/design.md §14): host ≥ 3,000 aggregate env-steps/s at K = 8 on 2 CPU cores including
 updates; the official code runs about 580 env-steps/s per process.
 
 MJX (``--mjx``) is built for accelerators; on a CPU its rollouts are slow and its compile

@@ -1,4 +1,4 @@
-"""A hyper-parameter axis in one program vs one program per value (DESIGN §9, §5).
+"""A hyper-parameter axis in one program vs one program per value (docs/design.md §6, §14).
 
 Slowly-changing regression at the paper's settings (20→5→1, batch 1, backprop), H step
 sizes log-spaced over [1e-3, 3e-2] × K seeds: as one program of H·K runs (the step size a

@@ -1,8 +1,8 @@
 """`make bench`, permuted inputs: the paper's 784→2000→2000→2000→10 MLP at batch 1.
 
-Measured (never asserted by tests), DESIGN §5: "within 2× of the machine's own limit for
-that network — report achieved FLOP/s and bytes/s against a matmul/bandwidth measurement
-taken in the same run".
+Measured (never asserted by tests) against the target of docs/design.md §14: within 2× of
+the machine's own limit for that network, reported as achieved FLOP/s and bytes/s against
+a matmul and bandwidth measurement taken in the same run.
 
 What runs: the engine's compiled program (the permuted stream's block gather, then the
 scanned learner) for one seed, SGD, backprop, on synthetic uint8 images of MNIST's shape

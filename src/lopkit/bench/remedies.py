@@ -6,7 +6,7 @@ Every registered remedy (at its slowly-changing-regression defaults, metrics off
 one compiled program over K seeds. Compilation is excluded: one chunk of ``steps`` steps
 is run first (compile + warm-up), then the next chunk of ``steps`` steps is timed, ended by
 ``jax.block_until_ready``. Reported: seed-steps per second (K × steps / seconds) and the
-ratio to backprop's (DESIGN §5: CBP within 2× of backprop).
+ratio to backprop's (docs/design.md §14: CBP within 2× of backprop).
 
     python -m lopkit.bench.remedies --seeds 100 --steps 200000
     python -m lopkit.bench.remedies --permuted --only backprop cbp

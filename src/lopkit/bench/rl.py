@@ -4,7 +4,7 @@ The control benchmark's quick task (CartPole, policy and value nets [64, 64]) wi
 official update schedule (rollout 2,048 steps, 10 epochs × 16 minibatches of 128), K seeds
 as one program: env-steps per second over all seeds (compilation excluded), the rollout
 alone (K rollouts with the current policies, vmapped, compiled the same way), and the
-update as the rest. Target (DESIGN §5): ≥ 100,000 aggregate env-steps/s at K = 64 on 2
+update as the rest. Target (docs/design.md §14): ≥ 100,000 aggregate env-steps/s at K = 64 on 2
 CPU cores; the official code runs about 580 env-steps/s per process on Ant.
 
     python -m lopkit.bench.rl [K …]

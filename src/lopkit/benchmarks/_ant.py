@@ -1,7 +1,7 @@
 """Slippery Ant: PPO agents on MuJoCo Ant whose friction changes, or stays constant.
 
 The paper's RL benchmark (Dohare et al. 2024, Methods "Reinforcement learning", figures
-"Slippery Ant" and "Ant, constant friction"; official ``lop/rl/``; DESIGN §7), K agents
+"Slippery Ant" and "Ant, constant friction"; official ``lop/rl/``; docs/design.md §13), K agents
 (seeds) through the one engine, like every other benchmark. The env is gymnasium's Ant
 (v4 by default: the official SlipperyAnt-v3's dynamics and rewards; its observation is the
 official one without the contact forces, which are always zero there) on the ``mujoco``
@@ -85,7 +85,7 @@ ACTIONS = 8
 @dataclasses.dataclass(frozen=True)
 class AntBenchmarkConfig(PPOConfig, OptimizerConfig):
     """Slippery Ant (or constant friction) and a PPO agent with the official settings of
-    Dohare et al. 2024 (DESIGN §7; ``lop/rl/cfg/{sant,ant}/*.yml``)."""
+    Dohare et al. 2024 (docs/design.md §13; ``lop/rl/cfg/{sant,ant}/*.yml``)."""
 
     backend: str = field(
         "host", "host (MuJoCo C on the host) or mjx (MuJoCo XLA)", choices=BACKENDS

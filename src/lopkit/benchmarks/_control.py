@@ -1,13 +1,13 @@
 """Non-stationary control: PPO agents on gymnax classic-control tasks that change.
 
 The reinforcement-learning demonstration of Dohare et al. 2024 (Methods "Reinforcement
-learning"; DESIGN §7) at the scale of 2 CPU cores: K agents (seeds) as one compiled
+learning"; docs/design.md §13) at the scale of 2 CPU cores: K agents (seeds) as one compiled
 program, each with its own schedule of environment changes (:mod:`lopkit.rl._envs`). One
 engine block is one rollout (:class:`lopkit.rl.RolloutStream`, a stream whose data depend
 on the learner); one learner update is one PPO minibatch step; steps, bins and
 ``change_every`` count env steps.
 
-Defaults are the official PPO settings (``lop/rl/cfg/ant/std.yml``; DESIGN §7): separate
+Defaults are the official PPO settings (``lop/rl/cfg/ant/std.yml``; docs/design.md §13): separate
 policy-mean and value MLPs [256, 256] ReLU, LeCun-uniform, state-independent log-std 0;
 Adam lr 1e-4, β (0.9, 0.999), ε 1e-8; rollout 2,048, 10 epochs × 16 minibatches; γ 0.99,
 λ 0.95, clip 0.2, value coefficient 1, no entropy term, no gradient clipping, no
@@ -59,7 +59,7 @@ RANGE_FACTOR = 2.0  # default range of a physics change: [default / 2, default �
 @dataclasses.dataclass(frozen=True)
 class ControlConfig(PPOConfig, OptimizerConfig):
     """A gymnax control task with a per-seed schedule of changes, and a PPO agent with the
-    official settings of Dohare et al. 2024 (DESIGN §7)."""
+    official settings of Dohare et al. 2024 (docs/design.md §13)."""
 
     env: str = field("cartpole", "control task", choices=tuple(_envs.ENVS))
     change: str = field(
@@ -148,7 +148,7 @@ def describe() -> str:
     return "; ".join(f"{e}: {', '.join(_envs.changes_of(e))}" for e in _envs.ENVS)
 
 
-# The official PPO configs (lop/rl/cfg/{sant,ant}/{l2,cbp,redo}.yml; DESIGN §7), for every
+# The official PPO configs (lop/rl/cfg/{sant,ant}/{l2,cbp,redo}.yml; docs/design.md §13), for every
 # PPO benchmark (control, ant).
 PPO_REMEDY_DEFAULTS = {
     "l2": {"weight_decay": 1e-3},

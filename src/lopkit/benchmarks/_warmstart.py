@@ -1,4 +1,4 @@
-"""Warm-starting and transient non-stationarity as a benchmark (DESIGN §2).
+"""Warm-starting and transient non-stationarity as a benchmark (docs/design.md §12).
 
 N1 steps of modified data (a subset, a growing subset, noisy or wrong labels, blurred
 inputs), then N2 steps of the clean training set; ``variant=none`` is the fresh-start

@@ -10,7 +10,7 @@ both are present):
     and the official release of Dohare et al. (``classes/0.npy … classes/999.npy``, from the
     ``lop/imagenet`` README of github.com/shibhansh/loss-of-plasticity) work. Images
     ``[:600]`` are the training set of that class and ``[600:]`` its test set (Dohare et al.,
-    Nature 2024, continual ImageNet; DESIGN §2).
+    Nature 2024, continual ImageNet; docs/design.md §12).
 
 (b) **Downsampled-ImageNet npz batches** (Chrabaszcz, Loshchilov & Hutter, "A Downsampled
     Variant of ImageNet as an Alternative to the CIFAR datasets", 2017; image-net.org

@@ -6,7 +6,7 @@ Data root (first that applies):
 2. the environment variable ``LOPKIT_DATA``;
 3. ``~/.lopkit/data``.
 
-Layout under the root (DESIGN §6)::
+Layout under the root (docs/design.md §10)::
 
     mnist/              train-images-idx3-ubyte[.gz] … t10k-labels-idx1-ubyte[.gz]
     fashion_mnist/      the same four names (``fashion-mnist/`` also accepted; failing both,
@@ -212,7 +212,7 @@ def load_imagenet32_classes(
     """Per-class ImageNet 32×32 images, uint8 ``[len(classes), 700, 32, 32, 3]``.
 
     Row ``i`` holds class ``classes[i]`` (default: every class present); ``[:, :600]`` is the
-    training part, ``[:, 600:]`` the test part (continual ImageNet, DESIGN §2).
+    training part, ``[:, 600:]`` the test part (continual ImageNet, docs/design.md §12).
     """
     root = resolve_data_dir(data_dir)
     with how_to_get(_how_to("imagenet32", root)):

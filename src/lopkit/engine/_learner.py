@@ -119,5 +119,5 @@ class Learner:
 
 
 def squared_error(out: jax.Array, y: jax.Array) -> jax.Array:
-    """mean (ŷ − y)² — the official code's MSE loss, no ½ (DESIGN §2)."""
+    """mean (ŷ − y)² — the official code's MSE loss, no ½ (docs/design.md §12)."""
     return jnp.mean((out - y) ** 2)

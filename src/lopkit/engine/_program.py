@@ -5,7 +5,7 @@ data generation): the stream produces a block of inputs and targets at once (one
 through a target network rather than one per step), and the learner is scanned over it.
 All randomness of a block is derived from the seed's keys and the block's global index,
 so what a seed computes depends on neither the number of seeds run beside it nor the
-chunking of the run (DESIGN §1: seeds are independent runs).
+chunking of the run (docs/design.md §2: seeds are independent runs).
 
 A block of ``n`` stream steps yields ``u`` learner updates: ``u = n`` for a supervised
 stream, and for a stream whose data depend on the learner (``stream.reads_learner``: a
@@ -29,7 +29,7 @@ Runs, not only seeds. The leading axis is one of *runs*: a seed id and, for a pr
 ``configure``, a pytree of per-run settings (e.g. ``{"lr": 0.01, "l2.weight_decay":
 1e-3}``; scalars for one run). ``configure(settings) -> Learner`` builds the learner from
 them inside the compiled program, so H values × K seeds are H·K runs of one program,
-batched exactly as seeds are (DESIGN §9). The engine never looks inside the settings.
+batched exactly as seeds are (docs/design.md §6). The engine never looks inside the settings.
 
 Identity. A program built with ``identity`` (a hashable description of everything it
 computes, e.g. the resolved config) equals every program with the same identity, so two

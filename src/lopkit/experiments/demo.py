@@ -1,6 +1,6 @@
 """The demo: loss of plasticity on slowly-changing regression, and three remedies.
 
-ReLU learner, SGD α = 0.01, the paper's problem (DESIGN §2), 20 seeds per method, run for
+ReLU learner, SGD α = 0.01, the paper's problem (docs/design.md §12), 20 seeds per method, run for
 1M steps each: backprop's error rises over time as its units die, while continual
 backprop, L2 and shrink-and-perturb keep learning. Writes the runs to ``runs/demo/<method>``,
 figures to ``runs/demo/*.png``, and prints early vs late error per method.

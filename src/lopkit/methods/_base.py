@@ -1,6 +1,6 @@
 """What a remedy is, and the one rule by which remedies compose.
 
-A remedy contributes some of five *parts*:
+A remedy contributes some of six *parts*:
 
 1. ``architecture``: a change to the network config (LayerNorm, CReLU, dropout).
 2. ``optimizer``: a change to the optimizer config (e.g. Adam with β1 = β2).

@@ -1,7 +1,8 @@
 """What the reset remedies share: fresh weights, and resets of the optimizer state.
 
-Optimizer state is reached by name, never by position (STYLE principle 10): moments are
-the params-shaped subtrees of the state (:func:`lopkit.nets.map_param_trees`), step
+Optimizer state is reached by name, never by position (indexing it by position is a
+known source of silent bugs in public ReDo code): moments are the params-shaped subtrees
+of the state (:func:`lopkit.nets.map_param_trees`), step
 counters are the leaves named ``count`` (optax's ``ScaleByAdamState.count``, UPGD's), and
 an :class:`lopkit.nets.Anchor` (L2-Init's θ₀) is a reference point, not a moment:
 

@@ -2,7 +2,7 @@
 
 Written for one seed (the engine vmaps over seeds); jit- and vmap-able; inputs may be any
 array ``jnp.asarray`` accepts. Definitions, defaults and sources: docs/metrics.md and
-DESIGN.md section 3.
+docs/design.md §11.
 """
 
 from lopkit.metrics._curvature import sharpness

@@ -21,8 +21,8 @@ def adam_moment_norms(opt_state) -> dict[str, jnp.ndarray]:
     leaves under a field named ``mu`` (first moment, ``ScaleByAdamState.mu``) or ``nu``
     (second moment, ``ScaleByAdamState.nu``); a leaf is classified by the FIRST such
     attribute on its path, so parameter names inside the moment trees cannot confuse it.
-    Never indexes the state by position (STYLE.md principle 10). If a chain holds several
-    Adam-like states, their moments are pooled into one norm each.
+    Never indexes the state by position (a silent source of bugs when layouts differ).
+    If a chain holds several Adam-like states, their moments are pooled into one norm each.
 
     ``adam_mu_norm = ||m||_2``, ``adam_nu_norm = ||v||_2`` over all leaves.
 

@@ -3,7 +3,7 @@
 Every function takes the features of ONE layer on the probe batch, for one seed:
 ``phi: [batch, units]``; conv features ``[batch, height, width, channels]`` are flattened
 by :func:`~lopkit.metrics.as_units` to ``[batch * height * width, channels]`` (a channel
-is a unit, each spatial position a sample; DESIGN.md section 3). To measure the rank of
+is a unit, each spatial position a sample; docs/design.md §11). To measure the rank of
 per-image feature vectors instead, reshape to ``[batch, height * width * channels]``
 yourself before calling.
 

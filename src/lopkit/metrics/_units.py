@@ -5,7 +5,7 @@ seed (the engine vmaps over seeds):
 
 * dense layers: ``h: [batch, units]``;
 * conv layers: ``h: [batch, height, width, channels]`` -- a channel is a unit, and every
-  statistic averages over batch x height x width (DESIGN.md section 3).
+  statistic averages over batch x height x width (docs/design.md §11).
 
 :func:`as_units` flattens the leading axes so both cases become ``[n, units]``.
 Fractions are returned as float scalars in [0, 1]; all functions are jit- and vmap-able

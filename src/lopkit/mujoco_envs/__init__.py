@@ -1,4 +1,4 @@
-"""MuJoCo environments for the paper's RL benchmark (Slippery Ant; DESIGN §7).
+"""MuJoCo environments for the paper's RL benchmark (Slippery Ant; docs/design.md §13).
 
 The host back-end (:class:`AntEnvs`, gymnasium's Ant on the ``mujoco`` bindings, K envs in
 lockstep), the friction schedule (:func:`friction_sequence`, :func:`advance`) and the MJX

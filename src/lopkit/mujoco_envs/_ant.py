@@ -3,7 +3,7 @@
 Gymnasium's Ant (``gymnasium/envs/mujoco/ant_v4.py``, ``ant_v5.py``) re-implemented on the
 ``mujoco`` bindings so that K envs (one per seed) step in one call, in threads (``mj_step``
 releases the GIL), with a friction schedule per env (:mod:`._friction`) and a checkpoint of
-everything needed to continue exactly (DESIGN §7). Per env and env step:
+everything needed to continue exactly (docs/design.md §8, §13). Per env and env step:
 
 * ``data.ctrl = action`` (the raw action: MuJoCo clamps it to the ctrlrange [-1, 1]), then
   ``frame_skip`` = 5 ``mj_step`` of 0.01 s (RK4), so ``dt`` = 0.05 s;

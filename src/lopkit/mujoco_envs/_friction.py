@@ -1,7 +1,7 @@
 """Slippery Ant's friction schedule: a per-seed sequence and the rule for when it advances.
 
 Dohare et al. (Nature 2024), Methods "Reinforcement learning" and the official code
-(``lop/rl/run_ppo.py``, ``lop/rl/cfg/frictions``; DESIGN §7): every seed has its own
+(``lop/rl/run_ppo.py``, ``lop/rl/cfg/frictions``; docs/design.md §13): every seed has its own
 sequence of sliding-friction values, log-uniform on [0.02, 2] (flat in log10); the agent
 starts on the first value, and the next one takes effect at the first episode end more than
 ``change_every`` (2M) env steps after the previous change (``step - previous_change_time >
@@ -32,7 +32,8 @@ _FRICTION_STREAM = 0x5A17
 
 @dataclasses.dataclass(frozen=True)
 class FrictionConfig:
-    """The friction schedule of Slippery Ant (defaults: DESIGN §7, official ``run_ppo.py``).
+    """The friction schedule of Slippery Ant (defaults: docs/design.md §13; official
+    ``run_ppo.py``).
 
     ``slippery``: per-seed log-uniform values on [``low``, ``high``] = [0.02, 2] (official
     ``cfg['friction']``), changed at the first episode end more than ``change_every`` = 2M

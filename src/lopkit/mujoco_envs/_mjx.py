@@ -1,15 +1,16 @@
 """Slippery Ant in MuJoCo XLA: the host env's Ant as pure, vmappable JAX functions.
 
-The same ``ant.xml`` as :class:`~lopkit.mujoco_envs.AntEnvs` in ``mujoco.mjx`` (DESIGN §7),
-following gymnax's protocol: the friction is an explicit per-seed value passed at every
-call and written into the model inside the traced function (``model.replace(geom_friction
-=…)``), so vmapping over seeds batches it and a friction change never recompiles. One env
-step is ``frame_skip`` ``mjx.step`` calls; observation, reward and termination follow
-gymnasium's Ant-v4 exactly as the host env does (x-velocity from the torso ``xpos`` read
-after the step, healthy reward 1 on every step, ``0.5 ‖action‖²`` on the raw action).
-MJX runs in the float precision JAX is set to (float32 by default) and its constraint
-solver and collision routines are not MuJoCo C's, so trajectories agree with the host's
-to a tolerance, not exactly (``tests/test_ant_env.py`` states it).
+The same ``ant.xml`` as :class:`~lopkit.mujoco_envs.AntEnvs` in ``mujoco.mjx``
+(docs/design.md §13), following gymnax's protocol: the friction is an explicit per-seed
+value passed at every call and written into the model inside the traced function
+(``model.replace(geom_friction=…)``), so vmapping over seeds batches it and a friction
+change never recompiles. One env step is ``frame_skip`` ``mjx.step`` calls; observation,
+reward and termination follow gymnasium's Ant-v4 exactly as the host env does (x-velocity
+from the torso ``xpos`` read after the step, healthy reward 1 on every step, ``0.5
+‖action‖²`` on the raw action). MJX runs in the float precision JAX is set to (float32 by
+default) and its constraint solver and collision routines are not MuJoCo C's, so
+trajectories agree with the host's to a tolerance, not exactly (``tests/test_ant_env.py``
+states it).
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Env-alone throughput of Slippery Ant (DESIGN §5, §7): ``python -m lopkit.mujoco_envs.bench``.
+"""Env-alone throughput of Slippery Ant: ``python -m lopkit.mujoco_envs.bench``.
+
+Targets and the Ant specification: docs/design.md §14, §13.
 
 Random actions U(-1, 1), auto-reset included, no policy and no update: the simulator's share
 of an RL iteration. Host: K envs with and without threads; MJX (``--mjx``): K envs vmapped

@@ -33,7 +33,7 @@ position (row ``p·C + i`` for position ``p``, ``out_group = H·W``). Fc hidden 
 as in the MLP. The trace of a conv layer holds its pre-activations ``[B, H, W, C]`` before
 pooling and its features ``[B, H', W', C]`` after pooling (what the next layer reads, and
 what the official code returns); statistics over a channel average over batch × height ×
-width (DESIGN §3).
+width (docs/design.md §11).
 
 References:
   Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. Loss of plasticity in deep

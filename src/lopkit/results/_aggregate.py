@@ -9,7 +9,7 @@ Both functions take a tidy metrics table as returned by :func:`lopkit.results.lo
 ``load_many`` (columns run, seed, step, metric, layer, value). A table without a ``run``
 column (e.g. a bare part written by the engine) is treated as one run named ``""``.
 
-A run that swept settings in one program has one column per swept setting (DESIGN §9):
+A run that swept settings in one program has one column per swept setting (docs/design.md §6):
 its rows with the same values are one configuration, so the aggregates group by those
 columns too (:func:`swept_columns`); runs without them (NaN there) group as before.
 """

@@ -1,4 +1,4 @@
-"""The run store: ``runs/<name>/`` on disk, and loading it into pandas (DESIGN.md §6).
+"""The run store: ``runs/<name>/`` on disk, and loading it into pandas (docs/design.md §10).
 
 Layout of a run directory::
 
@@ -13,14 +13,14 @@ The metrics table is tidy, one row per (seed, step, metric, layer), with exactly
 columns of :data:`METRICS_SCHEMA`:
 
 =========  ========  ==================================================================
-``seed``   int32     seed index k within the run
+``seed``   int32     seed id (``first_seed`` + k for the run's k-th seed)
 ``step``   int64     global step the value refers to (for a binned value: the bin's end)
 ``metric`` string    e.g. ``"mse"``, ``"accuracy"``, ``"dead_fraction"``
 ``layer``  string    ``""`` for whole-network values, else e.g. ``"hidden_0"``
 ``value``  float64   NaN where the seed had diverged and is masked
 =========  ========  ==================================================================
 
-A run that sweeps continuous settings in one program (``--set lr=0.003,0.01``; DESIGN §9)
+A run that sweeps continuous settings in one program (``--set lr=0.003,0.01``; docs/design.md §6)
 has one further float64 column per swept setting, named by the setting (``lr``,
 ``l2.weight_decay``), after ``seed``: a row belongs to the run of that seed *and* those
 values.

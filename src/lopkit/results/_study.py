@@ -1,4 +1,4 @@
-"""The study store: ``studies/<name>/`` on disk, and loading it into pandas (DESIGN §8).
+"""The study store: ``studies/<name>/`` on disk, and loading it into pandas (docs/design.md §9).
 
 Layout of a study directory::
 

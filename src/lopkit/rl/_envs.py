@@ -2,7 +2,7 @@
 
 An environment follows gymnax's protocol (``reset(key, params)``, ``step(key, state, action,
 params)``, its physical constants an explicit ``EnvParams`` pytree), so non-stationarity is
-data: a per-seed schedule of params values, traced, never a recompilation (DESIGN §7).
+data: a per-seed schedule of params values, traced, never a recompilation (docs/design.md §13).
 
 A *change* says what differs between one task (stretch of constant environment) and the
 next:

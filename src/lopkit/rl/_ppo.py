@@ -10,7 +10,7 @@ The pieces the control benchmark composes (the rollout is in :mod:`lopkit.rl._ro
   coefficient × mean squared value error − entropy coefficient × mean entropy.
 
 Defaults are the official settings of Dohare et al. 2024 (``lop/rl/cfg/ant/*.yml``,
-``run_ppo.py``; DESIGN §7): rollout 2,048 steps of one env, 10 epochs × 16 minibatches,
+``run_ppo.py``; docs/design.md §13): rollout 2,048 steps of one env, 10 epochs × 16 minibatches,
 γ 0.99, λ 0.95, clip 0.2, value coefficient 1, no entropy term, no gradient clipping,
 advantages normalized over the rollout, no observation or reward normalization, a
 time-limit truncation treated as terminal.
@@ -37,7 +37,8 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO (Schulman et al. 2017) with the official settings of Dohare et al. 2024 (DESIGN §7)."""
+    """PPO (Schulman et al. 2017) with the official settings of Dohare et al. 2024
+    (docs/design.md §13)."""
 
     rollout_steps: int = field(2048, "env steps per env in each rollout", positive=True)
     envs_per_agent: int = field(1, "parallel envs of one agent (official: 1)", positive=True)

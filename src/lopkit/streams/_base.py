@@ -16,6 +16,8 @@ once, with its default. Optionally, ``evaluate(state) -> (x, labels)``
 ``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]`` (``masks_outputs =
 True``): the outputs a prediction may choose among (the classes seen so far, in
 class-incremental learning).
+Optionally, ``steps_per_task`` (tasks of equal length) or ``task_starts`` (the first step
+of every task): the task structure written to config.yaml's ``report`` (figures' task axis).
 
 Optionally, a data set shared by every seed: ``constants`` (a pytree of arrays) and
 ``bind(constants) -> stream`` (the same stream reading its data from ``constants``). The

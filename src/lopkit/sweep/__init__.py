@@ -1,4 +1,4 @@
-"""Studies: grids over benchmark settings × methods × method settings × seeds (DESIGN §8).
+"""Studies: grids over benchmark settings × methods × method settings × seeds (docs/design.md §9).
 
 ``lopkit sweep study.yaml --out studies/x`` expands the study file into cells
 (:mod:`lopkit.sweep._spec`), keeps them in a study directory

@@ -1,4 +1,4 @@
-"""A study spec (one YAML file) and its expansion into cells (DESIGN §8).
+"""A study spec (one YAML file) and its expansion into cells (docs/design.md §9).
 
 A study is a grid over benchmark settings × methods × method settings, each *cell* run
 with ``seeds`` seeds as one program::
@@ -206,7 +206,8 @@ def load_spec(path: str | Path) -> StudySpec:
 def cell_id(resolved: dict[str, Any]) -> str:
     """A hash of a resolved config: the first 12 hex digits of SHA-256 over its JSON with
     sorted keys. Settings that only change how a run executes (``chunk_bins``,
-    ``checkpoint_every``) are left out, so changing them keeps the cell."""
+    ``checkpoint_every``, ``checkpoint_seconds``) are left out, so changing them keeps the
+    cell."""
     run = {k: v for k, v in resolved.get("run", {}).items() if k not in EXECUTION_ONLY}
     text = json.dumps({**resolved, "run": run}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
