@@ -33,11 +33,11 @@ def test_batched_seeds_equal_each_seed_alone(method):
     alone = _program(method, 1, **settings)  # one compiled program; the seed id is an input
     for k in range(8):
         s1, e1, p1 = _chunk(alone, [k])
-        np.testing.assert_allclose(errors[k], e1[0], rtol=2e-5, atol=1e-7)
-        np.testing.assert_allclose(probes[k], p1[0], rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(errors[k], e1[0])
+        np.testing.assert_array_equal(probes[k], p1[0])
         w = state["learner"]["params"]["hidden_0"]["w"][k]
         w1 = s1["learner"]["params"]["hidden_0"]["w"][0]
-        np.testing.assert_allclose(w, w1, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(w, w1)
 
 
 _SPLIT_RUNS = """
@@ -70,7 +70,7 @@ def test_runs_split_across_devices_compute_what_one_device_computes(tmp_path):
     assert reports[2]["result_devices"] == 2 and reports[2]["three_runs_devices"] == 1
     assert reports[1]["shards"] == [4, 1]
     for a, b in zip(results[1].values(), results[2].values(), strict=True):
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)  # bit for bit (docs/design.md §2)
 
 
 _PROBE_ON_TWO_DEVICES = """

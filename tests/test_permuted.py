@@ -161,13 +161,11 @@ def test_seed_alone_equals_seed_in_a_batch():
     assert not np.allclose(errors[0], errors[1])
     for k in range(2):
         s1, e1, p1 = _chunk(program, [k])
-        np.testing.assert_allclose(errors[k], e1[0], rtol=1e-5, atol=1e-7)
-        np.testing.assert_allclose(probes[k], p1[0], rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(
+        np.testing.assert_array_equal(errors[k], e1[0])
+        np.testing.assert_array_equal(probes[k], p1[0])
+        np.testing.assert_array_equal(
             state["learner"]["params"]["hidden_0"]["w"][k],
             s1["learner"]["params"]["hidden_0"]["w"][0],
-            rtol=1e-5,
-            atol=1e-6,
         )
     assert np.all((errors >= 0) & (errors <= 1))  # online accuracy
 

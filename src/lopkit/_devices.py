@@ -29,7 +29,7 @@ runs but not 8 or 16. One ulp, which a discrete event (an LTU target at its thre
 replacement choosing between two close utilities) turns into a different run: slowly-
 changing regression with CBP, seed 2, error 0.889 in a batch of 8 and 0.810 alone in the
 first 10,000 steps. So that a run computes the same bits alone, in a batch, beside other
-grid values and on any number of devices, ``import lopkit`` caps XLA's CPU instruction set
+grid values and on any number of devices (supervised MLPs: tested), ``import lopkit`` caps XLA's CPU instruction set
 at AVX (``--xla_cpu_max_isa=AVX`` in ``XLA_FLAGS``: 256-bit vectors, no FMA), unless
 ``XLA_FLAGS`` already chooses an ISA or ``LOPKIT_CPU_ISA`` says otherwise:
 ``LOPKIT_CPU_ISA=native`` lifts the cap (measured on this 2-core AVX-512 machine: slowly-
@@ -41,7 +41,9 @@ long sum (a reduction, a matrix–vector product) by the batch — measured, a [
 column sum differed in batches of 1–3 runs, a [784, 100] one did not, and matrix–vector
 products differed more often than reductions. The probes are therefore computed one run at
 a time (:func:`lopkit._seeds.one_run_at_a_time`), rules prefer reductions to products with
-a vector of ones, and tests/test_exact_batching.py checks every remedy, bit for bit.
+a vector of ones, and tests/test_exact_batching.py checks every remedy, bit for bit. PPO's
+minibatch products still sum in a batch-dependent order: agents agree across batch
+compositions to rounding.
 """
 
 from __future__ import annotations
