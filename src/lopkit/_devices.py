@@ -29,8 +29,9 @@ runs but not 8 or 16. One ulp, which a discrete event (an LTU target at its thre
 replacement choosing between two close utilities) turns into a different run: slowly-
 changing regression with CBP, seed 2, error 0.889 in a batch of 8 and 0.810 alone in the
 first 10,000 steps. So that a run computes the same bits alone, in a batch, beside other
-grid values and on any number of devices (supervised MLPs: tested), ``import lopkit`` caps XLA's CPU instruction set
-at AVX (``--xla_cpu_max_isa=AVX`` in ``XLA_FLAGS``: 256-bit vectors, no FMA), unless
+grid values and on any number of devices (supervised MLPs: tested), ``import lopkit``
+caps XLA's CPU instruction set at AVX (``--xla_cpu_max_isa=AVX`` in ``XLA_FLAGS``:
+256-bit vectors, no FMA), unless
 ``XLA_FLAGS`` already chooses an ISA or ``LOPKIT_CPU_ISA`` says otherwise:
 ``LOPKIT_CPU_ISA=native`` lifts the cap (measured on this 2-core AVX-512 machine: slowly-
 changing regression at K = 1,000 about 20% faster, the permuted quick preset about 16%; runs
