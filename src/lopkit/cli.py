@@ -113,7 +113,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         )
         print(f"remedies{where} (compose with +, set with --set <remedy>.<key>=<value>):")
         for r in REMEDIES.values():
-            print(f"  {r.name:<22} {r.summary}  [{r.source}; changes: {', '.join(r.parts) or 'nothing'}]")
+            changes = ", ".join(r.parts) or "nothing"
+            print(f"  {r.name:<22} {r.summary}  [{r.source}; changes: {changes}]")
             if what == "remedies":
                 for line in _remedy_lines(r, benchmark):
                     print(line)
