@@ -1,0 +1,76 @@
+"""Errors that tell the truth (issue 24): what is wrong, what is allowed, nothing lost."""
+
+import dataclasses
+import types
+import typing
+
+import pytest
+
+from _cli_helpers import run_cli as _run
+from lopkit import _config
+from lopkit._errors import ConfigError
+from lopkit._experiment import RunConfig
+from lopkit.benchmarks import BENCHMARKS
+from lopkit.methods import REMEDIES
+
+
+def _int_fields():
+    """(config class, field name) of every whole-number setting (or tuple of them)."""
+    classes = {RunConfig, *(b.config for b in BENCHMARKS.values())}
+    classes |= {r.config for r in REMEDIES.values()}
+    for cls in sorted(classes, key=lambda c: c.__name__):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            hint = hints[f.name]
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):
+                hint = next(a for a in typing.get_args(hint) if a is not type(None))
+            if hint is int:
+                yield cls, f.name
+            elif typing.get_origin(hint) is tuple and int in typing.get_args(hint):
+                yield cls, f.name
+
+
+INT_FIELDS = list(_int_fields())
+
+
+def test_there_are_int_fields_to_check():
+    names = {(c.__name__, n) for c, n in INT_FIELDS}
+    assert ("RunConfig", "steps") in names and ("SCRConfig", "hidden") in names
+    assert len(INT_FIELDS) > 30
+
+
+@pytest.mark.parametrize("value", ["1e308", "inf", "-inf", "nan", "2147483648", 10**400, 1e308])
+def test_every_int_field_refuses_huge_and_non_finite_numbers(value):
+    for cls, name in INT_FIELDS:
+        with pytest.raises(ConfigError) as err:
+            _config.coerce(cls, name, value)
+        message = str(err.value)
+        assert f"{cls.__name__}.{name}" in message  # the setting
+        assert "whole number" in message and "2,147,483,647" in message  # what is allowed
+        assert "got" in message  # what was given
+
+
+def test_int_fields_take_whole_numbers_written_as_floats_or_with_underscores():
+    assert _config.coerce(RunConfig, "steps", "1e6") == 1_000_000
+    assert _config.coerce(RunConfig, "steps", "2_147_483_647") == 2**31 - 1
+    with pytest.raises(ConfigError, match="whole number, got '1.5'"):
+        _config.coerce(RunConfig, "steps", "1.5")
+
+
+@pytest.mark.parametrize(
+    "benchmark, setting",
+    [
+        ("permuted", "examples_per_task=1e308"),
+        ("control", "envs_per_agent=1e308"),
+        ("scr", "hidden=5,1e308"),
+        ("scr", "num_bits=inf"),
+    ],
+)
+def test_cli_huge_int_setting_is_a_config_error(capsys, tmp_path, benchmark, setting):
+    data = ["--data", "digits"] if benchmark == "permuted" else []
+    out = str(tmp_path / "r")
+    code, _, err = _run(capsys, "run", benchmark, *data, "--set", setting, "--out", out)
+    name = setting.partition("=")[0]
+    assert code == 2, err
+    assert name in err and "2,147,483,647" in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
