@@ -12,6 +12,7 @@ from lopkit._errors import ConfigError
 from lopkit._experiment import RunConfig
 from lopkit.benchmarks import BENCHMARKS
 from lopkit.methods import REMEDIES
+from lopkit.results import load
 
 
 def _int_fields():
@@ -74,3 +75,43 @@ def test_cli_huge_int_setting_is_a_config_error(capsys, tmp_path, benchmark, set
     assert code == 2, err
     assert name in err and "2,147,483,647" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "benchmark, extra, error",
+    [
+        ("scr", ["--metrics", "dead,linear,erank,srank,weights,param_norm,grad_norm"], "mse"),
+        ("permuted", ["--data", "digits"], "accuracy"),
+    ],
+)
+def test_a_linear_learner_runs_without_its_unit_probes(capsys, tmp_path, benchmark, extra, error):
+    """``hidden=`` (the linear baseline): unit and rank probes absent, weight probes present."""
+    out = tmp_path / "linear"
+    code, _, err = _run(
+        capsys,
+        "run",
+        benchmark,
+        "--set",
+        "hidden=",
+        *extra,
+        "--seeds",
+        "2",
+        "--steps",
+        "1000",
+        "--bin-size",
+        "500",
+        "--metrics-every",
+        "500",
+        "--no-progress",
+        "--out",
+        str(out),
+    )
+    assert code == 0, err
+    table = load(out)
+    recorded = set(zip(table.metric, table.layer, strict=True))
+    assert {(error, ""), ("weight_magnitude", ""), ("weight_magnitude", "output")} <= recorded
+    unit_metrics = {"dead_fraction", "linear_fraction", "effective_rank", "srank"}
+    assert not unit_metrics & set(table.metric)
+    assert "not recorded: dead_fraction" in err and "effective_rank" in err
+    if benchmark == "scr":
+        assert {"param_norm", "grad_norm"} <= set(table.metric)

@@ -172,12 +172,25 @@ def experiment_of(args: argparse.Namespace):
     return experiment, Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
 
 
+def _note_linear(experiment) -> None:
+    """Say which probes a learner without hidden layers (``hidden=``) does not record."""
+    from lopkit.engine._probes import absent_without_hidden
+
+    absent = absent_without_hidden(experiment.run.metrics)
+    if getattr(experiment.config, "hidden", None) == () and absent:
+        _note(
+            f"not recorded: {', '.join(absent)} (computed on hidden layers; this learner has "
+            "none, hidden=); weights and whole-network probes are"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from lopkit._experiment import run_experiment
 
     experiment, out = experiment_of(args)
     for key, why in experiment.chosen:
         _note(f"{key} = {why}")
+    _note_linear(experiment)
     summary = run_experiment(
         experiment,
         out,
