@@ -12,7 +12,7 @@ from lopkit._errors import ConfigError
 from lopkit._experiment import RunConfig
 from lopkit.benchmarks import BENCHMARKS
 from lopkit.methods import REMEDIES
-from lopkit.results import load
+from lopkit.results import load, read_config
 
 
 def _int_fields():
@@ -115,3 +115,41 @@ def test_a_linear_learner_runs_without_its_unit_probes(capsys, tmp_path, benchma
     assert "not recorded: dead_fraction" in err and "effective_rank" in err
     if benchmark == "scr":
         assert {"param_norm", "grad_norm"} <= set(table.metric)
+
+
+def test_nearest_multiples_and_divisors():
+    assert _config.nearest_multiples(307_000, 10_240) == "296,960 or 307,200"
+    assert _config.nearest_multiples(500, 1_000) == "1,000"  # 0 steps is no run
+    assert _config.nearest_divisors(300, 1_000) == "250 or 500"
+    assert _config.nearest_divisors(2_000, 1_000) == "1,000"
+
+
+@pytest.mark.parametrize(
+    "argv, fragments",
+    [
+        # a fixed block (one PPO rollout of 2,048 steps) that steps is not a whole number of
+        (["control", "--steps", "307000"], ["steps (307,000)", "2,048", "305,152 or 307,200"]),
+        (["control", "--steps", "1000"], ["steps (1,000)", "rollout", "work: 2,048;"]),
+        (["control", "--bin-size", "3000"], ["bin_size (3,000)", "2,048 or 4,096"]),
+        (["scr", "--steps", "307000", "--bin-size", "10240"], ["296,960 or 307,200"]),
+        (["scr", "--bin-size", "1000", "--metrics-every", "1500"], ["1,000 or 2,000", "0: no"]),
+        (["scr", "--bin-size", "1000", "--set", "block_size=300"], ["250 or 500", "900 or 1,200"]),
+    ],
+)
+def test_steps_and_bins_that_do_not_fit_name_the_nearest_that_do(capsys, tmp_path, argv, fragments):
+    out = tmp_path / "r"
+    code, _, err = _run(capsys, "run", *argv, "--seeds", "2", "--out", str(out))
+    assert code == 2, err
+    for fragment in fragments:
+        assert fragment in err
+    assert not out.exists()
+
+
+def test_a_set_bin_size_fits_the_benchmarks_probe_interval(capsys, tmp_path):
+    """control probes every 10,240 steps; --bin-size 4096 makes that 8,192, with a note."""
+    out = tmp_path / "r"
+    argv = ["run", "control", "--steps", "8192", "--bin-size", "4096", "--seeds", "2"]
+    code, _, err = _run(capsys, *argv, "--no-progress", "--out", str(out))
+    assert code == 0, err
+    assert "metrics_every = 8192" in err
+    assert read_config(out)["run"]["metrics_every"] == 8192

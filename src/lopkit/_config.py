@@ -126,6 +126,23 @@ def _whole(where: str, value: Any) -> int:
     return int(number)
 
 
+def nearest_multiples(value: int, unit: int, least: int = 1) -> str:
+    """The multiples of ``unit`` nearest ``value`` below and above (those ≥ ``least``),
+    as text for an error: ``"296,960 or 307,200"``."""
+    below = value // unit * unit
+    options = [v for v in (below, below + unit) if v >= least and v != value]
+    return " or ".join(f"{v:,}" for v in options)
+
+
+def nearest_divisors(value: int, of: int) -> str:
+    """The divisors of ``of`` nearest ``value`` below and above, as text for an error."""
+    small = [d for d in range(1, math.isqrt(of) + 1) if of % d == 0]
+    divisors = sorted({*small, *(of // d for d in small)})
+    below = [d for d in divisors if d < value][-1:]
+    above = [d for d in divisors if d > value][:1]
+    return " or ".join(f"{v:,}" for v in below + above)
+
+
 def _example(f: dataclasses.Field) -> str:
     default = f.default if isinstance(f.default, tuple) else ()
     return ",".join(map(str, default)) or "1"
