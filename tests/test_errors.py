@@ -1,18 +1,22 @@
 """Errors that tell the truth (issue 24): what is wrong, what is allowed, nothing lost."""
 
 import dataclasses
+import errno
+import shlex
 import types
 import typing
 
 import pytest
 
+import lopkit.results
 from _cli_helpers import run_cli as _run
 from lopkit import _config
-from lopkit._errors import ConfigError
+from lopkit._errors import ConfigError, LopkitError, ResultsError
 from lopkit._experiment import RunConfig
 from lopkit.benchmarks import BENCHMARKS
+from lopkit.cli import main
 from lopkit.methods import REMEDIES
-from lopkit.results import load, read_config
+from lopkit.results import RunWriter, load, read_config
 
 
 def _int_fields():
@@ -153,3 +157,109 @@ def test_a_set_bin_size_fits_the_benchmarks_probe_interval(capsys, tmp_path):
     assert code == 0, err
     assert "metrics_every = 8192" in err
     assert read_config(out)["run"]["metrics_every"] == 8192
+
+
+def _failing_after(calls: int, error: OSError):
+    """A RunWriter.append that writes ``calls`` parts, then fails with ``error``."""
+    real = RunWriter.append
+    count = {"n": 0}
+
+    def append(self, chunk, df):
+        count["n"] += 1
+        if count["n"] > calls:
+            raise error
+        return real(self, chunk, df)
+
+    return append
+
+
+def test_a_full_disk_mid_run_is_exit_4_keeps_the_checkpoint_and_says_how_to_go_on(
+    capsys, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    argv = ["run", "scr", "--seeds", "2", "--steps", "4000", "--bin-size", "1000",
+            "--metrics-every", "1000", "--set", "chunk_bins=1", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    full = OSError(errno.ENOSPC, "No space left on device", str(out / "parts" / "x"))
+    monkeypatch.setattr(RunWriter, "append", _failing_after(2, full))
+    code, _, err = _run(capsys, *argv)
+    assert code == 4, err
+    assert "No space left on device [ENOSPC]" in err and "not the input" in err
+    assert f"last checkpoint, at step 2,000, in {out} is intact" in err
+    command = err.split("`")[1]
+    assert command.startswith("lopkit run scr") and command.endswith("--resume")
+    assert (out / "checkpoint" / "state.npz").exists() and (out / "config.yaml").exists()
+    monkeypatch.undo()  # the disk has room again: the command given continues the run
+    code, _, err = _run(capsys, *shlex.split(command)[1:])
+    assert code == 0, err
+    assert "resuming" in err and "from step 2,000" in err
+    steps = load(out).query("metric == 'mse'").groupby("seed").step.apply(sorted)
+    assert [list(s) for s in steps] == [[1000, 2000, 3000, 4000]] * 2
+
+
+def test_bad_input_is_exit_2_and_says_nothing_was_written(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = _run(capsys, "run", "scr", "--steps", "1234", "--bin-size", "1000",
+                        "--out", str(out))  # fmt: skip
+    assert code == 2 and "nothing was written" in err and not out.exists()
+
+
+def test_an_existing_run_is_named_intact_on_bad_input(capsys, tmp_path):
+    out = tmp_path / "run"
+    argv = ["run", "scr", "--seeds", "2", "--steps", "1000", "--bin-size", "1000",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    assert _run(capsys, *argv)[0] == 0
+    before = (out / "metrics.parquet").read_bytes()
+    code, _, err = _run(capsys, *argv)  # exists: needs --resume or --overwrite
+    assert code == 2 and f"the finished run in {out} is intact" in err
+    assert (out / "metrics.parquet").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "error, code, fragments",
+    [
+        # a file under a run directory the user named that is missing: the input's fault
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "{run}/metrics.parquet"),
+         2, ["No such file or directory: {run}/metrics.parquet", "only reads them"]),
+        # the same error on a path the user did not name, or an I/O error: the machine's
+        (FileNotFoundError(errno.ENOENT, "No such file or directory", "/elsewhere/font.ttf"),
+         4, ["the machine failed", "/elsewhere/font.ttf"]),
+        (OSError(errno.EIO, "Input/output error", "{run}/metrics.parquet"),
+         4, ["Input/output error [EIO]", "only reads them"]),
+    ],
+)  # fmt: skip
+def test_plot_tells_a_missing_input_from_a_failing_machine(
+    capsys, tmp_path, monkeypatch, error, code, fragments
+):
+    run = str(tmp_path / "run")
+    if error.filename:
+        error.filename = error.filename.format(run=run)
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(lopkit.results, "plot_runs", fail)
+    got, _, err = _run(capsys, "plot", run, "--out", str(tmp_path / "fig.png"))
+    assert got == code, err
+    for fragment in fragments:
+        assert fragment.format(run=run) in err
+
+
+def test_plot_reports_a_bug_as_a_bug_not_as_bad_input(capsys, tmp_path, monkeypatch):
+    """Only lopkit's own input errors (ResultsError) are exit 2; another ValueError raises."""
+
+    def fail(*args, **kwargs):
+        raise ValueError("a bug inside the plotting code")
+
+    monkeypatch.setattr(lopkit.results, "plot_runs", fail)
+    with pytest.raises(ValueError, match="a bug"):
+        _run(capsys, "plot", str(tmp_path), "--out", str(tmp_path / "fig.png"))
+    assert issubclass(ResultsError, LopkitError) and issubclass(ResultsError, ValueError)
+
+
+def test_the_exit_codes_are_in_the_help(capsys):
+    for argv in (["--help"], ["run", "--help"], ["sweep", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "2 bad input" in text and "4 the machine failed" in text and "130" in text
