@@ -12,7 +12,7 @@ import lopkit.results
 from _cli_helpers import run_cli as _run
 from lopkit import _config
 from lopkit._errors import ConfigError, LopkitError, ResultsError
-from lopkit._experiment import RunConfig
+from lopkit._experiment import RunConfig, make_experiment, run_or_reuse
 from lopkit.benchmarks import BENCHMARKS
 from lopkit.cli import main
 from lopkit.methods import REMEDIES
@@ -263,3 +263,40 @@ def test_the_exit_codes_are_in_the_help(capsys):
             main(argv)
         text = " ".join(capsys.readouterr().out.split())
         assert "2 bad input" in text and "4 the machine failed" in text and "130" in text
+
+
+def test_run_or_reuse_keeps_a_run_with_other_settings_unless_told_to_replace_it(tmp_path):
+    def experiment(seeds):
+        return make_experiment(
+            "scr", "backprop", seeds=seeds, steps=1_000, bin_size=1_000, metrics=()
+        )
+
+    run_dir = tmp_path / "run"
+    run_or_reuse(experiment(2), run_dir)
+    before = (run_dir / "metrics.parquet").read_bytes()
+    run_or_reuse(experiment(2), run_dir)  # the same settings: reused, not rewritten
+    assert (run_dir / "metrics.parquet").read_bytes() == before
+    with pytest.raises(ConfigError) as err:
+        run_or_reuse(experiment(3), run_dir)
+    message = str(err.value)
+    assert str(run_dir) in message and "run.seeds: 2 (saved) vs 3 (now)" in message
+    assert "replace" in message and "It is kept" in message
+    assert (run_dir / "metrics.parquet").read_bytes() == before  # nothing lost
+    said = []
+    run_or_reuse(experiment(3), run_dir, replace=True, log=said.append)
+    assert len(said) == 1 and str(run_dir) in said[0] and "run.seeds: 2 (saved) vs 3" in said[0]
+    assert sorted(load(run_dir).seed.unique()) == [0, 1, 2]
+
+
+def test_a_study_rerun_with_other_settings_is_refused_naming_the_run(tmp_path, capsys):
+    from lopkit.experiments import activations
+
+    argv = ["--out", str(tmp_path), "--seeds", "2", "--activations", "relu",
+            "--step-sizes", "0.01"]  # fmt: skip
+    kw = {"activations": ("relu",), "step_sizes": (0.01,), "echo": False, "bin_size": 1_000}
+    activations.run_study(tmp_path, seeds=2, steps=1_000, **kw)
+    kept = (tmp_path / "relu-lr0.01" / "metrics.parquet").read_bytes()
+    assert activations.main([*argv, "--steps", "2000"]) == 2
+    err = capsys.readouterr().err
+    assert "relu-lr0.01 holds a run with other settings" in err and "run.steps: 1000" in err
+    assert (tmp_path / "relu-lr0.01" / "metrics.parquet").read_bytes() == kept

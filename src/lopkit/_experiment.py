@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -594,15 +595,33 @@ def _join(trees: list[Any]) -> Any:
     return None
 
 
-def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:
+def run_or_reuse(
+    experiment: Experiment,
+    run_dir: str | Path,
+    progress: bool = False,
+    replace: bool = False,
+    log: Any = None,
+) -> None:
     """Run ``experiment`` into ``run_dir``: a finished run there with the same configuration
-    is reused, an interrupted one finished, one with another configuration replaced."""
+    is reused, an interrupted one finished. One with another configuration is kept and
+    refused (a ConfigError naming the directory and every differing setting), or, with
+    ``replace``, replaced, saying so (``log``: a function of one line; default: stderr)."""
     run_dir = Path(run_dir)
     if (run_dir / "config.yaml").exists():
-        try:  # the same configuration: reuse (or finish) it
+        diffs = _differences(read_config(run_dir), experiment.resolved())
+        if not diffs:  # the same configuration: reuse (or finish) it
             run_experiment(experiment, run_dir, resume=True, progress=progress)
             return
-        except ConfigError:  # another configuration: replace it
-            pass
+        listed = "\n  ".join(diffs)
+        if not replace:
+            raise ConfigError(
+                f"{run_dir} holds a run with other settings:\n  {listed}\nIt is kept: choose "
+                "another output directory, delete it, or replace it (replace=True; --replace)"
+            )
+        (log or _stderr_line)(f"replacing {run_dir}, a run with other settings:\n  {listed}")
     overwrite = (run_dir / "config.yaml").exists()
     run_experiment(experiment, run_dir, overwrite=overwrite, progress=progress)
+
+
+def _stderr_line(message: str) -> None:
+    print(f"lopkit: {message}", file=sys.stderr, flush=True)
