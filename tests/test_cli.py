@@ -175,8 +175,8 @@ def finished_run(tmp_path_factory):
 @pytest.mark.parametrize(
     "argv, fragment",
     [
-        (["run", "permuted", "--set", "hidden="], "hidden needs at least one value"),
-        (["run", "permuted", "--set", "hidden=,"], "hidden needs at least one value"),
+        (["run", "warmstart", "--set", "hidden="], "hidden needs at least one value"),
+        (["run", "warmstart", "--set", "hidden=,"], "hidden needs at least one value"),
         (["run", "scr", "--out", "{file}"], "is a file, not a run directory"),
         (["run", "scr", "--out", "{file}/run"], "a file is in the way"),
         (["plot", "{run}", "--out", "{dir}"], "is a directory; name a file"),

@@ -175,7 +175,7 @@ def test_every_remedy_runs_on_an_agent_or_is_refused_clearly(name):
         (["--set", "minibatches=3"], "must be a multiple of minibatches"),
         (["--set", "clip_ratio=-0.1"], "clip_ratio must be > 0"),
         (["--set", "gamma=1.5"], "gamma must be in [0, 1]"),
-        (["--bin-size", "1000"], "must divide bin_size"),
+        (["--bin-size", "1000"], "bin_size (1,000) must be a multiple of block_size (2,048)"),
         (["--metrics", "grad_norm"], "needs probe inputs with targets"),
         (["--method", "reset_head"], "agent"),
     ],

@@ -82,15 +82,7 @@ def _scalar(where: str, hint: Any, value: Any) -> Any:
                 return bool(value)
             raise ValueError
         if hint is int:
-            if isinstance(value, bool):
-                raise ValueError
-            if isinstance(value, str):
-                number = float(value.strip().replace("_", ""))
-            else:
-                number = float(value)
-            if not number.is_integer():
-                raise ValueError
-            return int(number)
+            return _whole(where, value)
         if hint is float:
             if isinstance(value, bool):
                 raise ValueError
@@ -100,10 +92,55 @@ def _scalar(where: str, hint: Any, value: Any) -> Any:
             return number
         if hint is str:
             return str(value)
+    except ConfigError:
+        raise
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "a whole number", float: "a number"}.get(hint, hint)
         raise ConfigError(f"{where} must be {kind}, got {value!r}") from None
     return value
+
+
+# The largest whole number a setting may hold: steps, sizes and seeds are 32-bit integers
+# in the compiled program (JAX's default), so a larger one would overflow there.
+INT_MAX = 2**31 - 1
+
+
+def _whole(where: str, value: Any) -> int:
+    """``value`` as a whole number in [−INT_MAX, INT_MAX]; a ConfigError saying what is
+    wrong and what is allowed otherwise (a fraction, inf, nan, or too large a number:
+    ``1e308`` names the range instead of overflowing later)."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        number: int | float = value
+    else:
+        text = value.strip().replace("_", "") if isinstance(value, str) else value
+        number = float(text)
+        if math.isfinite(number) and not number.is_integer():
+            raise ValueError
+    if not (isinstance(number, int) or math.isfinite(number)) or abs(number) > INT_MAX:
+        raise ConfigError(
+            f"{where} must be a finite whole number of at most {INT_MAX:,} (2**31 − 1: "
+            f"steps, sizes and seeds are 32-bit integers in the compiled program), got {value!r}"
+        )
+    return int(number)
+
+
+def nearest_multiples(value: int, unit: int, least: int = 1) -> str:
+    """The multiples of ``unit`` nearest ``value`` below and above (those ≥ ``least``),
+    as text for an error: ``"296,960 or 307,200"``."""
+    below = value // unit * unit
+    options = [v for v in (below, below + unit) if v >= least and v != value]
+    return " or ".join(f"{v:,}" for v in options)
+
+
+def nearest_divisors(value: int, of: int) -> str:
+    """The divisors of ``of`` nearest ``value`` below and above, as text for an error."""
+    small = [d for d in range(1, math.isqrt(of) + 1) if of % d == 0]
+    divisors = sorted({*small, *(of // d for d in small)})
+    below = [d for d in divisors if d < value][-1:]
+    above = [d for d in divisors if d > value][:1]
+    return " or ".join(f"{v:,}" for v in below + above)
 
 
 def _example(f: dataclasses.Field) -> str:

@@ -7,3 +7,8 @@ class LopkitError(Exception):
 
 class ConfigError(LopkitError, ValueError):
     """An unknown name or an invalid value in a configuration."""
+
+
+class ResultsError(LopkitError, ValueError):
+    """A run, study or metrics table that cannot be read, plotted or reported as asked (an
+    unknown metric or layer, a malformed table, …): the message says what is there."""

@@ -55,18 +55,23 @@ class RunConfig:
 
     def check(self) -> None:
         _probes.resolve(self.metrics)  # unknown names first, then the arithmetic
-        if self.steps % self.bin_size:
+        steps, bin_size, block = self.steps, self.bin_size, self.block_size
+        if steps % bin_size:
             raise ConfigError(
-                f"steps ({self.steps}) must be a multiple of bin_size ({self.bin_size})"
+                f"steps ({steps:,}) must be a multiple of bin_size ({bin_size:,}); the nearest "
+                f"that work: {_config.nearest_multiples(steps, bin_size)}"
             )
-        if self.block_size and self.bin_size % self.block_size:
+        if block and bin_size % block:
             raise ConfigError(
-                f"block_size ({self.block_size}) must divide bin_size ({self.bin_size})"
+                f"block_size ({block:,}) must divide bin_size ({bin_size:,}): block_size "
+                f"{_config.nearest_divisors(block, bin_size)}, or bin_size "
+                f"{_config.nearest_multiples(bin_size, block)} (with steps a multiple of it)"
             )
-        if self.metrics_every % self.bin_size:
+        if self.metrics_every % bin_size:
             raise ConfigError(
-                f"metrics_every ({self.metrics_every}) must be a multiple of "
-                f"bin_size ({self.bin_size})"
+                f"metrics_every ({self.metrics_every:,}) must be a multiple of bin_size "
+                f"({bin_size:,}); the nearest that work: "
+                f"{_config.nearest_multiples(self.metrics_every, bin_size)} (or 0: no probes)"
             )
 
     def resolved(self) -> RunConfig:
@@ -97,29 +102,59 @@ def fitting_bin_size(steps: int, suggested: int, block: int = 0) -> int | None:
     return next((d for d in range(suggested, 0, -1) if steps % d == 0 and d % unit == 0), None)
 
 
+def _blocks_error(name: str, value: int, block: int, own: bool) -> ConfigError:
+    """``name`` (steps or bin_size) is not a whole number of blocks: the nearest that are."""
+    whose = "" if own else " (the benchmark's: the steps it generates at once, e.g. a rollout)"
+    fitted = "; a bin size that fits is then chosen" if name == "steps" else ""
+    return ConfigError(
+        f"{name} ({value:,}) must be a multiple of block_size ({block:,}){whose}; the nearest "
+        f"that work: {_config.nearest_multiples(value, block)}{fitted}"
+    )
+
+
 def fit_bins(values: dict[str, Any], explicit: set[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """``values`` with bin_size (and metrics_every) fitted to steps where the user set no
     bin size; returns the new values and a note per changed setting (for config.yaml)."""
     steps = _config.coerce(RunConfig, "steps", values.get("steps", RunConfig.steps))
     suggested = _config.coerce(RunConfig, "bin_size", values.get("bin_size", RunConfig.bin_size))
-    if "bin_size" in explicit or steps % suggested == 0:
+    if "bin_size" in explicit and "block_size" not in explicit:
+        block = _config.coerce(RunConfig, "block_size", values.get("block_size", 0))
+        if block and suggested % block:  # the benchmark's block (e.g. one rollout)
+            raise _blocks_error("bin_size", suggested, block, False)
+    if "bin_size" in explicit:  # the benchmark's probe interval fitted to it, if need be
+        return _fit_every(values, explicit, steps, suggested, {}, only_misfit=True)
+    if steps % suggested == 0:
         return values, {}
     block = _config.coerce(RunConfig, "block_size", values.get("block_size", 0))
     bin_size = fitting_bin_size(steps, suggested, block)
-    if bin_size is None:  # no bin size fits: the run's own check says why
-        return values, {}
+    if bin_size is None:  # steps is not a whole number of blocks: no bin size fits
+        raise _blocks_error("steps", steps, block, "block_size" in explicit)
     notes = {
         "bin_size": f"{bin_size}: chosen because steps ({steps}) is not a multiple of the "
         f"benchmark's bin size ({suggested}); set bin_size to choose another"
     }
-    values = {**values, "bin_size": bin_size}
+    return _fit_every({**values, "bin_size": bin_size}, explicit, steps, bin_size, notes)
+
+
+def _fit_every(
+    values: dict[str, Any],
+    explicit: set[str],
+    steps: int,
+    bin_size: int,
+    notes: dict[str, str],
+    only_misfit: bool = False,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``values`` with metrics_every, unless the user set it, made a multiple of bin_size
+    (and at most steps, unless ``only_misfit``: then only one that is no multiple)."""
     every = _config.coerce(
         RunConfig, "metrics_every", values.get("metrics_every", RunConfig.metrics_every)
     )
-    if "metrics_every" not in explicit and every and (every % bin_size or every > steps):
+    misfit = every % bin_size or (every > steps and not only_misfit)
+    if "metrics_every" not in explicit and every and misfit:
         fitted = min(steps, max(bin_size, every // bin_size * bin_size))
-        values["metrics_every"] = fitted
-        notes["metrics_every"] = (
-            f"{fitted}: the multiple of bin_size nearest {every}, at most steps"
-        )
+        values = {**values, "metrics_every": fitted}
+        notes = {
+            **notes,
+            "metrics_every": f"{fitted}: the multiple of bin_size nearest {every}, at most steps",
+        }
     return values, notes

@@ -4,6 +4,7 @@ program per grid point (``vectorize="none"``, cells run one after another), resu
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +15,9 @@ import pandas as pd
 from lopkit import _axes
 from lopkit._cache import enable_compilation_cache
 from lopkit._errors import ConfigError
-from lopkit._rundir import prepare_run_dir
+from lopkit._rundir import _differences, prepare_run_dir
 from lopkit.engine._runner import execute
-from lopkit.results import RunWriter, load
+from lopkit.results import RunWriter, load, read_config
 
 if TYPE_CHECKING:
     from lopkit._experiment import Experiment
@@ -135,15 +136,33 @@ def _join(trees: list[Any]) -> Any:
     return None
 
 
-def run_or_reuse(experiment: Experiment, run_dir: str | Path, progress: bool = False) -> None:
+def run_or_reuse(
+    experiment: Experiment,
+    run_dir: str | Path,
+    progress: bool = False,
+    replace: bool = False,
+    log: Any = None,
+) -> None:
     """Run ``experiment`` into ``run_dir``: a finished run there with the same configuration
-    is reused, an interrupted one finished, one with another configuration replaced."""
+    is reused, an interrupted one finished. One with another configuration is kept and
+    refused (a ConfigError naming the directory and every differing setting), or, with
+    ``replace``, replaced, saying so (``log``: a function of one line; default: stderr)."""
     run_dir = Path(run_dir)
     if (run_dir / "config.yaml").exists():
-        try:  # the same configuration: reuse (or finish) it
+        diffs = _differences(read_config(run_dir), experiment.resolved())
+        if not diffs:  # the same configuration: reuse (or finish) it
             run_experiment(experiment, run_dir, resume=True, progress=progress)
             return
-        except ConfigError:  # another configuration: replace it
-            pass
+        listed = "\n  ".join(diffs)
+        if not replace:
+            raise ConfigError(
+                f"{run_dir} holds a run with other settings:\n  {listed}\nIt is kept: choose "
+                "another output directory, delete it, or replace it (replace=True; --replace)"
+            )
+        (log or _stderr_line)(f"replacing {run_dir}, a run with other settings:\n  {listed}")
     overwrite = (run_dir / "config.yaml").exists()
     run_experiment(experiment, run_dir, overwrite=overwrite, progress=progress)
+
+
+def _stderr_line(message: str) -> None:
+    print(f"lopkit: {message}", file=sys.stderr, flush=True)

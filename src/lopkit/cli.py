@@ -2,13 +2,18 @@
 
 Exit codes: 0 done; 1 ``sweep`` finished with failed cells; 2 bad input (the message says
 what is wrong and what is allowed; nothing already written is touched); 3 ``run`` finished
-but every seed diverged (no finite results); 130 interrupted (Ctrl-C; continue with
-``--resume``).
+but every seed diverged (no finite results); 4 the machine failed, not the input (an
+``OSError`` such as a full disk, a lost file system or a permission denied, other than a
+path on the command line that is missing or has a file in the way): the message gives the
+cause; 130 interrupted (Ctrl-C; continue with ``--resume``). Errors 2 and 4 also say what
+was saved (a run's last intact checkpoint and the command that continues it).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -19,10 +24,14 @@ from lopkit.data._errors import DataError
 
 EXIT_BAD_INPUT = 2
 EXIT_ALL_DIVERGED = 3
+EXIT_ENVIRONMENT = 4
 EXIT_INTERRUPTED = 130
 EXIT_CODES = (
-    "exit codes: 0 done; 2 bad input; 3 every seed diverged (the run finished, but with no "
-    "finite results); 130 interrupted (continue with --resume)"
+    "exit codes: 0 done; 1 sweep finished with failed cells; 2 bad input (what is wrong and "
+    "what is allowed; nothing already written is touched); 3 every seed diverged (the run "
+    "finished, but with no finite results); 4 the machine failed, not the input (disk full, "
+    "permission denied, a lost file system: the cause is named; a run's last checkpoint is "
+    "kept and --resume continues it); 130 interrupted (continue with --resume)"
 )
 
 
@@ -173,12 +182,26 @@ def experiment_of(args: argparse.Namespace):
     return experiment, Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
 
 
+def _note_linear(experiment) -> None:
+    """Say which probes a learner without hidden layers (``hidden=``) does not record."""
+    from lopkit.engine._probes import absent_without_hidden
+
+    absent = absent_without_hidden(experiment.run.metrics)
+    if getattr(experiment.config, "hidden", None) == () and absent:
+        _note(
+            f"not recorded: {', '.join(absent)} (computed on hidden layers; this learner has "
+            "none, hidden=); weights and whole-network probes are"
+        )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from lopkit._experiment import run_experiment
 
     experiment, out = experiment_of(args)
+    args.run_dir = out  # for what an error says was saved (_saved)
     for key, why in experiment.chosen:
         _note(f"{key} = {why}")
+    _note_linear(experiment)
     summary = run_experiment(
         experiment,
         out,
@@ -272,21 +295,20 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     metric = aliases.get(args.metric, args.metric)  # --metric erank → effective_rank
     if args.out is not None and Path(args.out).is_dir():
         raise LopkitError(f"--out {args.out} is a directory; name a file, e.g. {args.out}/fig.png")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = plot_runs(
-                [Path(d) for d in args.runs],
-                metric=metric,
-                layer=args.layer,
-                out=args.out,
-                label_key=args.label_key,
-                logy=args.logy,
-                x=args.x,
-                bin_tasks=args.bin_tasks,
-            )
-    except ValueError as err:  # an unknown metric or layer: the message lists the valid ones
-        raise LopkitError(str(err)) from None
+    # an unknown metric or layer is a ResultsError (a LopkitError: exit 2) listing the valid
+    # ones; any other error is not the input's fault and is not reported as if it were
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = plot_runs(
+            [Path(d) for d in args.runs],
+            metric=metric,
+            layer=args.layer,
+            out=args.out,
+            label_key=args.label_key,
+            logy=args.logy,
+            x=args.x,
+            bin_tasks=args.bin_tasks,
+        )
     for w in caught:
         _note(f"warning: {w.message}")
     print(out)
@@ -316,7 +338,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="lopkit", description="A lab for loss of plasticity in continual learning."
+        prog="lopkit",
+        description="A lab for loss of plasticity in continual learning.",
+        epilog=EXIT_CODES,
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -379,7 +403,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(fn=_cmd_run)
 
-    s = sub.add_parser("sweep", help="run a study: a grid of methods × settings × seeds")
+    s = sub.add_parser(
+        "sweep", help="run a study: a grid of methods × settings × seeds", epilog=EXIT_CODES
+    )
     s.add_argument("study", help="study file (YAML; see docs/studies.md)")
     s.add_argument("--out", help="study directory (default studies/<study file name>)")
     s.add_argument("--jobs", type=int, help="cells run at once (default: the cores)")
@@ -450,24 +476,108 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _user_paths(args: argparse.Namespace) -> list[Path]:
+    """The paths named on the command line (and a run's directory, once known)."""
+    paths = [getattr(args, k, None) for k in ("out", "study", "data_dir", "run_dir")]
+    paths += getattr(args, "runs", None) or []
+    return [Path(p).absolute() for p in paths if p]
+
+
+def _named_by_user(err: OSError, args: argparse.Namespace) -> bool:
+    """Whether ``err`` is a path on the command line (or under or above one) that is missing
+    or has a file in the way: the input's fault, not the machine's."""
+    kinds = (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)
+    if not isinstance(err, kinds) or not err.filename:
+        return False
+    failed = Path(err.filename).absolute()
+    return any(
+        failed == p or failed.is_relative_to(p) or p.is_relative_to(failed)
+        for p in _user_paths(args)
+    )
+
+
+def _continue_command(argv: list[str]) -> str:
+    """``lopkit run …`` as given, with --resume (and without --overwrite)."""
+    rest = [a for a in argv if a != "--overwrite"]
+    return "lopkit " + shlex.join(rest + ([] if "--resume" in rest else ["--resume"]))
+
+
+def _saved_run(out: Path, argv: list[str] | None) -> str:
+    """What ``out`` holds of the run, and (with ``argv``) the command that continues it."""
+    from lopkit.engine._checkpoint import NEXT_BIN, checkpoint_path
+    from lopkit.results import read_config
+
+    again = f"; `{_continue_command(argv)}` continues it" if argv else ""
+    try:
+        if (out / "metrics.parquet").exists():
+            return f"the finished run in {out} is intact"
+        if (out / "cells").is_dir():  # --vectorize none: one run per grid point
+            return f"the grid points' runs and checkpoints in {out / 'cells'} are intact{again}"
+        if checkpoint_path(out).exists():
+            import numpy as np
+
+            with np.load(checkpoint_path(out)) as data:
+                step = int(data[NEXT_BIN]) * int(read_config(out)["run"]["bin_size"])
+            return f"the run's last checkpoint, at step {step:,}, in {out} is intact{again}"
+        if (out / "config.yaml").exists():
+            return f"{out} holds the run's settings but no checkpoint yet (no bin ran){again}"
+        if out.exists() and any(out.iterdir()):
+            return f"{out} was not changed"
+    except (OSError, LopkitError, KeyError, ValueError) as err:
+        return f"what {out} holds could not be read back ({err})"
+    return f"nothing was written to {out}"
+
+
+def _saved(args: argparse.Namespace, argv: list[str], failed: bool) -> str:
+    """What is on disk after an error (``failed``: the machine's, so say how to go on)."""
+    if args.command == "run":
+        out = getattr(args, "run_dir", None)
+        if out is None:  # the input is checked before anything is written
+            return "nothing was written"
+        return _saved_run(Path(out), argv if failed else None)
+    if args.command == "sweep":
+        out = Path(args.out or f"studies/{Path(args.study).stem}")
+        if not (out.exists() and any(out.iterdir())):
+            return f"nothing was written to {out}"
+        again = f"; `lopkit {shlex.join(argv)}` runs the rest" if failed else ""
+        return f"the cells finished so far in {out} are kept{again}"
+    if args.command in ("plot", "report"):
+        return "the runs it reads are unchanged (it only reads them)"
+    return "nothing already written was changed"
+
+
+def _error(message: str, saved: str) -> None:
+    print(f"lopkit: error: {message}\nlopkit: {saved}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     try:
         return args.fn(args)
     except (LopkitError, DataError) as err:
-        print(f"lopkit: error: {err}", file=sys.stderr)
+        _error(str(err), _saved(args, argv, failed=False))
         return EXIT_BAD_INPUT
-    except (FileExistsError, NotADirectoryError) as err:  # mkdir or open under a file
-        print(
-            f"lopkit: error: a file is in the way where a directory is needed: {err.filename} "
-            f"({err.strerror})",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
-    except OSError as err:  # a path that cannot be read or written: say which and why
+    except OSError as err:
         where = f": {err.filename}" if err.filename else ""
-        print(f"lopkit: error: {err.strerror or err}{where}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        if _named_by_user(err, args):  # a path given that is missing or has a file in the way
+            if isinstance(err, FileNotFoundError):
+                message = f"{err.strerror}{where}"
+            else:
+                message = (
+                    f"a file is in the way where a directory is needed: {err.filename} "
+                    f"({err.strerror})"
+                )
+            _error(message, _saved(args, argv, failed=False))
+            return EXIT_BAD_INPUT
+        code = errno.errorcode.get(err.errno, "") if err.errno else ""
+        cause = f"{err.strerror or err}{f' [{code}]' if code else ''}{where}"
+        _error(
+            f"the machine failed, not the input: {cause}. Exit code {EXIT_ENVIRONMENT}: fix "
+            "the cause (free disk space, permissions, the mount) and run again",
+            _saved(args, argv, failed=True),
+        )
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("\nlopkit: interrupted; continue with --resume", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -27,7 +27,12 @@ class PermutedConfig(PermutedStreamConfig, OptimizerConfig):
     """Online permuted inputs (Dohare et al. 2024): data, learner and optimizer."""
 
     lr: float = field(0.003, "step size α (paper: SGD 0.003; Adam 1e-4)", positive=True, axis=True)
-    hidden: tuple[int, ...] = field((2000, 2000, 2000), "hidden widths", positive=True)
+    hidden: tuple[int, ...] = field(
+        (2000, 2000, 2000),
+        "hidden widths (empty: a linear classifier, the linear baseline)",
+        positive=True,
+        may_be_empty=True,
+    )
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
 
 

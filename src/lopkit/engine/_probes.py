@@ -10,6 +10,11 @@ state at the end of a bin and the probe batch of the current task, and returns r
   the representation (the last hidden layer's features);
 * per weight layer plus the whole network for weight magnitude;
 * whole network only for norms, the NTK, sharpness, Adam moments and the plasticity probe.
+
+A learner without hidden layers (``--set hidden=``, the linear baseline) has no units and
+no representation: the unit and rank probes (dead, dormant, inactive, linear and saturated
+fractions, every rank) record no rows for it, so they are absent from its metrics table
+(never NaN or 0), while the weight probes and the whole-network probes are recorded.
 """
 
 from __future__ import annotations
@@ -64,6 +69,7 @@ class Probe(NamedTuple):
     needs_params0: bool = False
     check: Callable[[Any], str | None] | None = None  # learner -> error message or None
     stream_check: Callable[[Any], str | None] | None = None  # stream -> error message or None
+    on_hidden: bool = False  # computed on hidden layers: no rows for a linear learner
 
 
 def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
@@ -72,6 +78,8 @@ def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
     batch × height × width) the unit-weighted mean of the per-layer fractions."""
 
     def rows(p: ProbeInputs) -> Rows:
+        if not p.layers:  # a linear learner (hidden=): no units, so no rows
+            return []
         acts = [metrics.as_units(h) for h in getattr(p, source)]
         out = [(name, layer, f(h)) for layer, h in zip(p.layers, acts, strict=True)]
         if len({h.shape[0] for h in acts}) == 1:
@@ -86,6 +94,8 @@ def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
 
 def _per_layer_rank(name: str, f: Callable[[Any], Any]):
     def rows(p: ProbeInputs) -> Rows:
+        if not p.layers:  # a linear learner (hidden=): no representation, so no rows
+            return []
         out = [
             (name, layer, f(metrics.as_units(h)))
             for layer, h in zip(p.layers, p.hidden, strict=True)
@@ -201,29 +211,34 @@ def _add(name, aliases, summary, fn, **extra) -> None:
     PROBES[name] = Probe(name, aliases, summary, fn, **extra)
 
 
+def _unit(name, aliases, summary, fn, **extra) -> None:
+    """A probe computed on the hidden layers (units or the representation)."""
+    _add(name, aliases, summary, fn, on_hidden=True, **extra)
+
+
 # fmt: off
-_add("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare 2024)",
-     _pooled_units("dead_fraction", metrics.dead_fraction))
-_add("dormant_fraction", ("dormant",), "units with E|h_i| / mean_k E|h_k| ≤ 0.1 (Sokar 2023, ReDo)",
-     _pooled_units("dormant_fraction", metrics.dormant_fraction))
-_add("inactive_fraction", ("inactive",), "units nonzero on < 1% of probe inputs (Dohare 2024, CIFAR)",
-     _pooled_units("inactive_fraction", metrics.inactive_fraction))
-_add("linear_fraction", ("linearized", "linear"), "units with pre-activation > 0 on every input (Lyle 2024)",
-     _pooled_units("linear_fraction", metrics.linear_fraction, source="pre"))
-_add("saturated_fraction", ("saturated",), "tanh |h| > 0.99 / sigmoid h ∉ [0.01, 0.99] on every input",
-     _saturated, check=_needs_saturating)
-_add("effective_rank", ("erank",), "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
-     _per_layer_rank("effective_rank", metrics.effective_rank))
-_add("srank", ("stable_rank",), "smallest k with Σσ_≤k / Σσ ≥ 0.99 (Kumar 2021; the paper's stable rank)",
-     _per_layer_rank("srank", metrics.srank))
-_add("srank_fraction", (), "srank / the layer's width (Dohare 2024 RL: stable rank in % of 256)",
-     _per_layer_rank("srank_fraction", lambda h: metrics.srank(h) / h.shape[-1]))
-_add("approximate_rank", ("arank",), "srank with σ² (99% of variance; Dohare 2024 code)",
-     _per_layer_rank("approximate_rank", metrics.approximate_rank))
-_add("feature_rank", ("frank",), "#{σ_i(Φ/√n) > 0.01} (Lyle 2022)",
-     _per_layer_rank("feature_rank", metrics.feature_rank))
-_add("stable_rank_classic", ("classic_rank",), "‖Φ‖_F² / σ_1² (Rudelson & Vershynin)",
-     _per_layer_rank("stable_rank_classic", metrics.stable_rank_classic))
+_unit("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare 2024)",
+      _pooled_units("dead_fraction", metrics.dead_fraction))
+_unit("dormant_fraction", ("dormant",), "units with E|h_i| / mean_k E|h_k| ≤ 0.1 (Sokar 2023, ReDo)",
+      _pooled_units("dormant_fraction", metrics.dormant_fraction))
+_unit("inactive_fraction", ("inactive",), "units nonzero on < 1% of probe inputs (Dohare 2024, CIFAR)",
+      _pooled_units("inactive_fraction", metrics.inactive_fraction))
+_unit("linear_fraction", ("linearized", "linear"), "units with pre-activation > 0 on every input (Lyle 2024)",
+      _pooled_units("linear_fraction", metrics.linear_fraction, source="pre"))
+_unit("saturated_fraction", ("saturated",), "tanh |h| > 0.99 / sigmoid h ∉ [0.01, 0.99] on every input",
+      _saturated, check=_needs_saturating)
+_unit("effective_rank", ("erank",), "exp(entropy of normalized singular values) (Roy & Vetterli 2007)",
+      _per_layer_rank("effective_rank", metrics.effective_rank))
+_unit("srank", ("stable_rank",), "smallest k with Σσ_≤k / Σσ ≥ 0.99 (Kumar 2021; the paper's stable rank)",
+      _per_layer_rank("srank", metrics.srank))
+_unit("srank_fraction", (), "srank / the layer's width (Dohare 2024 RL: stable rank in % of 256)",
+      _per_layer_rank("srank_fraction", lambda h: metrics.srank(h) / h.shape[-1]))
+_unit("approximate_rank", ("arank",), "srank with σ² (99% of variance; Dohare 2024 code)",
+      _per_layer_rank("approximate_rank", metrics.approximate_rank))
+_unit("feature_rank", ("frank",), "#{σ_i(Φ/√n) > 0.01} (Lyle 2022)",
+      _per_layer_rank("feature_rank", metrics.feature_rank))
+_unit("stable_rank_classic", ("classic_rank",), "‖Φ‖_F² / σ_1² (Rudelson & Vershynin)",
+      _per_layer_rank("stable_rank_classic", metrics.stable_rank_classic))
 _add("weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices, per layer and all (Dohare 2024)",
      _weights)
 _add("param_norm", (), "‖θ‖₂ (Lyle 2024)", lambda p: [("param_norm", "", metrics.param_norm(p.params))])
@@ -245,6 +260,11 @@ _add("test_accuracy", ("test",), "accuracy on the current task's held-out test e
 # fmt: on
 
 DEFAULT_PROBES = ("dead_fraction", "effective_rank", "weight_magnitude")
+
+
+def absent_without_hidden(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The probes of ``names`` that record nothing for a learner without hidden layers."""
+    return tuple(n for n in resolve(names) if PROBES[n].on_hidden)
 
 
 def resolve(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -276,4 +296,4 @@ def evaluate(names: tuple[str, ...], inputs: ProbeInputs) -> tuple[list[tuple[st
         for metric, layer, value in PROBES[n].fn(inputs):
             labels.append((metric, layer))
             values.append(jnp.asarray(value, jnp.float32))
-    return labels, jnp.stack(values)
+    return labels, jnp.stack(values) if values else jnp.zeros((0,), jnp.float32)

@@ -34,6 +34,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from lopkit._errors import LopkitError
 from lopkit._experiment import make_experiment, run_or_reuse
 from lopkit.results import early_late, format_step, load_many, summarize
 
@@ -59,11 +60,13 @@ def run_study(
     step_sizes: tuple[float, ...] = STEP_SIZES,
     progress: bool = False,
     echo: bool = True,
+    replace: bool = False,
     **run,
 ) -> pd.DataFrame:
     """Run (or reuse) every (activation, step size) run; return the early/late table with
     columns activation, lr, early, early_se, late, late_se, n_seeds, early_n, late_n.
-    ``run``: further RunConfig fields (e.g. ``bin_size``)."""
+    ``run``: further RunConfig fields (e.g. ``bin_size``). A run in ``out`` with other
+    settings (seeds, steps, …) is refused unless ``replace`` (then replaced, saying so)."""
     out = Path(out)
     dirs = []
     for lr in step_sizes:
@@ -79,7 +82,7 @@ def run_study(
             )
             run_dir = out / run_name(activation, lr)
             start = time.perf_counter()
-            run_or_reuse(experiment, run_dir, progress=progress)
+            run_or_reuse(experiment, run_dir, progress=progress, replace=replace)
             if echo:
                 print(f"  {run_dir.name:<18} {time.perf_counter() - start:6.1f} s", flush=True)
             dirs.append(run_dir)
@@ -149,15 +152,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--activations", default=",".join(ACTIVATIONS))
     p.add_argument("--step-sizes", default=",".join(f"{lr:g}" for lr in STEP_SIZES))
     p.add_argument("--progress", action="store_true")
-    args = p.parse_args(argv)
-    run_study(
-        args.out,
-        args.seeds,
-        args.steps,
-        tuple(a for a in args.activations.split(",") if a),
-        tuple(float(v) for v in args.step_sizes.split(",") if v),
-        progress=args.progress,
+    p.add_argument(
+        "--replace", action="store_true", help="replace runs in --out that have other settings"
     )
+    args = p.parse_args(argv)
+    try:
+        run_study(
+            args.out,
+            args.seeds,
+            args.steps,
+            tuple(a for a in args.activations.split(",") if a),
+            tuple(float(v) for v in args.step_sizes.split(",") if v),
+            progress=args.progress,
+            replace=args.replace,
+        )
+    except LopkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

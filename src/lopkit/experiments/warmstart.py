@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lopkit._errors import LopkitError
 from lopkit._experiment import make_experiment, run_or_reuse
 from lopkit.experiments._presets import load_preset, preset_settings
 from lopkit.methods import parse_method
@@ -54,6 +55,7 @@ def compare(
     out: str | Path = "runs/warmstart",
     progress: bool = False,
     echo: bool = True,
+    replace: bool = False,
     **run: Any,
 ) -> pd.DataFrame:
     """Run ``variant`` and the fresh-start baseline; the table of final accuracies.
@@ -61,7 +63,8 @@ def compare(
     settings: ``--set``-style settings for both runs (over the preset's, if ``preset``);
     run: RunConfig fields (seeds=, steps=…). Runs go to ``out/<variant>-<method>`` and
     ``out/none-<method>``; a run already there with the same configuration is reused (or
-    finished, if it was interrupted), one with another configuration is replaced. Returns
+    finished, if it was interrupted); one with another configuration is refused (a ConfigError
+    naming it and the differing settings), or with ``replace`` replaced, saying so. Returns
     one row per run: variant, train, train_se, test, test_se, train_gap, test_gap
     (variant − baseline; 0 for the baseline).
     """
@@ -71,7 +74,7 @@ def compare(
     for v in dict.fromkeys((variant, BASELINE)):  # once if variant is the baseline
         experiment = make_experiment("warmstart", method, {**base, "variant": v}, **run)
         run_dir = Path(out) / f"{v}-{experiment.method}"
-        run_or_reuse(experiment, run_dir, progress)
+        run_or_reuse(experiment, run_dir, progress, replace=replace)
         rows.append({"variant": v, **final_accuracies(run_dir)})
     table = pd.DataFrame(rows)
     reference = table[table["variant"] == BASELINE].iloc[0]
@@ -100,9 +103,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="runs/warmstart")
+    p.add_argument(
+        "--replace", action="store_true", help="replace runs in --out that have other settings"
+    )
     args = p.parse_args(argv)
     settings = dict(item.split("=", 1) for item in args.set)
-    compare(args.variant, args.method, settings, args.preset, args.out, seeds=args.seeds)
+    try:
+        compare(
+            args.variant,
+            args.method,
+            settings,
+            args.preset,
+            args.out,
+            seeds=args.seeds,
+            replace=args.replace,
+        )
+    except LopkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -21,6 +21,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from .._errors import ResultsError
+
 __all__ = ["early_late", "select", "summarize", "swept_columns"]
 
 # The columns of a metrics table (and ``task``, added by task-binned plots); any other
@@ -42,17 +44,17 @@ def select(df: pd.DataFrame, metric: str, layer: str = "") -> pd.DataFrame:
     """
     for col in ("seed", "step", "metric", "layer", "value"):
         if col not in df.columns:
-            raise ValueError(f"not a metrics table: no column {col!r} (has {list(df.columns)})")
+            raise ResultsError(f"not a metrics table: no column {col!r} (has {list(df.columns)})")
     if "run" not in df.columns:
         df = df.assign(run="")
     of_metric = df["metric"] == metric
     if not of_metric.any():
         available = sorted(df["metric"].unique().tolist())
-        raise ValueError(f"metric {metric!r} is not in the table; available metrics: {available}")
+        raise ResultsError(f"metric {metric!r} is not in the table; available metrics: {available}")
     rows = df[of_metric & (df["layer"] == layer)]
     if rows.empty:
         layers = sorted(df.loc[of_metric, "layer"].unique().tolist())
-        raise ValueError(
+        raise ResultsError(
             f"metric {metric!r} has no values for layer {layer!r}; it has layers {layers} "
             "('' = whole network)"
         )
@@ -78,7 +80,7 @@ def summarize(df: pd.DataFrame, metric: str, layer: str = "", by: str = "step") 
     """
     rows = select(df, metric, layer)
     if by not in rows.columns:
-        raise ValueError(f"summarize: no column {by!r} to group by")
+        raise ResultsError(f"summarize: no column {by!r} to group by")
     keys = ["run", *[c for c in swept_columns(rows) if c != by], by]
     grouped = rows.groupby(keys, sort=True, observed=True, dropna=False)["value"]
     return _mean_se_n(grouped).reset_index()
@@ -107,7 +109,7 @@ def early_late(
     ``late_n`` (seeds that entered each average).
     """
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+        raise ResultsError(f"fraction must be in (0, 1], got {fraction}")
     rows = select(df, metric, layer)
     swept = swept_columns(rows)
     records = []

@@ -23,6 +23,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .._errors import ResultsError
+
 __all__ = ["LABELS", "metric_label", "reported_metric", "task_of_step", "y_label"]
 
 # The metric names lopkit records, in words (the paper's where it has them).
@@ -87,7 +89,7 @@ def reported_metric(configs: list[dict], df: pd.DataFrame) -> str:
     first of :data:`REPORTED` in the table. ValueError if the runs report different ones."""
     named = {c.get("report", {}).get("metric") for c in configs} - {None}
     if len(named) > 1:
-        raise ValueError(
+        raise ResultsError(
             f"the runs report different metrics {sorted(named)}; choose one with metric"
         )
     if named:
@@ -96,7 +98,7 @@ def reported_metric(configs: list[dict], df: pd.DataFrame) -> str:
     for metric in REPORTED:
         if metric in present:
             return metric
-    raise ValueError(f"no reported metric in the table; choose one of {sorted(present)}")
+    raise ResultsError(f"no reported metric in the table; choose one of {sorted(present)}")
 
 
 def task_of_step(step: np.ndarray, report: dict) -> np.ndarray | None:

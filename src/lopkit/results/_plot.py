@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
+from .._errors import ResultsError
 from ._aggregate import select, summarize, swept_columns
 from ._describe import metric_label, reported_metric, task_of_step, y_label
 from ._io import atomic_write_bytes
@@ -52,7 +53,7 @@ def _config_value(config: dict, key: str, run: str):
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             keys = sorted(node) if isinstance(node, dict) else []
-            raise ValueError(
+            raise ResultsError(
                 f"label_key {key!r}: no {part!r} in the config of run {run!r}; keys there: {keys}"
             )
         node = node[part]
@@ -68,7 +69,7 @@ def _resolve(runs: Runs, label_key: str | None) -> tuple[pd.DataFrame, list[str]
         if label_key is None:
             labels = {r: r for r in order}
         elif label_key not in df.columns:
-            raise ValueError(
+            raise ResultsError(
                 f"label_key {label_key!r} is not a column of the frame "
                 f"(columns: {list(df.columns)})"
             )
@@ -165,7 +166,7 @@ def _save(fig: Figure, out: Path) -> Path:
 
 def _default_out(dirs: list[Path], name: str) -> Path:
     if len(dirs) != 1:
-        raise ValueError("out is required unless exactly one run directory is plotted")
+        raise ResultsError("out is required unless exactly one run directory is plotted")
     return dirs[0] / "plots" / f"{name}.png"
 
 
@@ -181,7 +182,7 @@ def _require_finite(df: pd.DataFrame, metric: str, layer: str) -> None:
         if len(diverged)
         else "all its values are NaN or infinite"
     )
-    raise ValueError(f"nothing to draw: metric {metric!r} has no finite values; {why}")
+    raise ResultsError(f"nothing to draw: metric {metric!r} has no finite values; {why}")
 
 
 def _on_tasks(df: pd.DataFrame, configs: dict, x: str, bin_tasks: int | None) -> pd.DataFrame:
@@ -191,7 +192,7 @@ def _on_tasks(df: pd.DataFrame, configs: dict, x: str, bin_tasks: int | None) ->
     for run, rows in df.groupby("run", sort=False, observed=True):
         task = task_of_step(rows["step"].to_numpy(), configs.get(run, {}).get("report", {}))
         if task is None:
-            raise ValueError(
+            raise ResultsError(
                 f"x={x!r}: run {run!r} has no tasks (only task-based benchmarks do: permuted, "
                 "binary, class_incremental); use x='step'"
             )
@@ -264,9 +265,9 @@ def plot_runs(
     if x is None:
         x = "task" if (tasks and len(benchmarks) == 1) or bin_tasks else "step"
     if x not in ("task", "step"):
-        raise ValueError(f"x must be 'task' or 'step', got {x!r}")
+        raise ResultsError(f"x must be 'task' or 'step', got {x!r}")
     if bin_tasks is not None and (x != "task" or bin_tasks < 1):
-        raise ValueError(f"bin_tasks needs x='task' and N ≥ 1, got x={x!r}, {bin_tasks!r}")
+        raise ResultsError(f"bin_tasks needs x='task' and N ≥ 1, got x={x!r}, {bin_tasks!r}")
     data = _on_tasks(select(df, metric, layer), configs, x, bin_tasks) if x == "task" else df
     out = Path(out) if out is not None else _default_out(dirs, f"{metric}_{layer}".rstrip("_"))
     fig = Figure(figsize=(5.0, 3.5), layout="constrained")
@@ -303,7 +304,7 @@ def plot_grid(
     """
     panels = [(m, "") if isinstance(m, str) else (m[0], m[1]) for m in metrics]
     if not panels:
-        raise ValueError("plot_grid: no metrics given")
+        raise ResultsError("plot_grid: no metrics given")
     df, order, labels, dirs = _resolve(runs, label_key)
     for metric, layer in panels:
         select(df, metric, layer)

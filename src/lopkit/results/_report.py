@@ -191,16 +191,15 @@ def _render(context: dict[str, Any]) -> str:
 
 def _scores(df, done: pd.DataFrame, metrics: dict[str, str], last: int | None) -> pd.DataFrame:
     """Per (cell, seed) scores, each benchmark's cells on its own metric."""
-    try:  # an unknown --metric: the message lists the recorded ones
-        return pd.concat(
-            [
-                seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
-                for b, g in done.groupby("benchmark", sort=False)
-            ],
-            ignore_index=True,
-        )
-    except ValueError as err:
-        raise LopkitError(str(err)) from None
+    # an unknown --metric is a ResultsError (bad input) listing the recorded ones; any other
+    # error is a bug and is not reported as bad input
+    return pd.concat(
+        [
+            seed_scores(df[df["run"].isin(g["run"])], metrics[b], last)
+            for b, g in done.groupby("benchmark", sort=False)
+        ],
+        ignore_index=True,
+    )
 
 
 def _figures(df, chosen, reported, best, tuned, metrics) -> dict[str, list[dict[str, str]]]:

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from .._errors import LopkitError
+from .._errors import LopkitError, ResultsError
 from ._io import TMP_SUFFIX, atomic_write_parquet, atomic_write_text
 
 __all__ = [
@@ -139,7 +139,7 @@ def read_config(run_dir: str | os.PathLike) -> dict:
     if config is None:
         return {}
     if not isinstance(config, dict):
-        raise ValueError(f"{run_dir / CONFIG_FILE} does not hold a mapping")
+        raise ResultsError(f"{run_dir / CONFIG_FILE} does not hold a mapping")
     return config
 
 
@@ -151,13 +151,13 @@ def _integral(col: pd.Series, dtype: str) -> pd.Series:
         return col.astype(dtype)
     values = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)) or np.any(values != np.round(values)):
-        raise ValueError(f"column {col.name!r} must hold whole numbers, got non-integers")
+        raise ResultsError(f"column {col.name!r} must hold whole numbers, got non-integers")
     return pd.Series(values.astype(dtype), index=col.index, name=col.name)
 
 
 def _text(col: pd.Series) -> pd.Series:
     if col.isna().any():
-        raise ValueError(f"column {col.name!r} holds missing values; use '' for none")
+        raise ResultsError(f"column {col.name!r} holds missing values; use '' for none")
     return col.astype(str)
 
 
@@ -177,7 +177,7 @@ def coerce_metrics(df: pd.DataFrame, settings: tuple[str, ...] = ()) -> pd.DataF
             parts.append(f"missing column(s) {missing}")
         if extra:
             parts.append(f"unexpected column(s) {extra}")
-        raise ValueError(f"metrics table: {'; '.join(parts)}; expected exactly {expected}")
+        raise ResultsError(f"metrics table: {'; '.join(parts)}; expected exactly {expected}")
     try:
         swept = {
             name: pd.to_numeric(df[name], errors="raise").astype("float64") for name in settings
@@ -193,7 +193,7 @@ def coerce_metrics(df: pd.DataFrame, settings: tuple[str, ...] = ()) -> pd.DataF
             }
         )
     except (TypeError, ValueError) as e:
-        raise ValueError(f"metrics table: {e}") from e
+        raise ResultsError(f"metrics table: {e}") from e
     return out.reset_index(drop=True)
 
 
@@ -347,9 +347,9 @@ def load_many(run_dirs: Iterable[str | os.PathLike]) -> pd.DataFrame:
         run_dirs = [run_dirs]
     run_dirs = [Path(d) for d in run_dirs]
     if not run_dirs:
-        raise ValueError("load_many: no run directories given")
+        raise ResultsError("load_many: no run directories given")
     names = [_run_name(d) for d in run_dirs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"load_many: several run directories are named {dupes}")
+        raise ResultsError(f"load_many: several run directories are named {dupes}")
     return pd.concat([load(d) for d in run_dirs], ignore_index=True)
