@@ -31,7 +31,7 @@ SPEC = {
     "name": "two-node study",
     "benchmark": "scr",
     "seeds": 2,
-    "steps": 200_000,
+    "steps": 400_000,
     "run": {"bin_size": 1000, "metrics_every": 1000, "chunk_bins": 1},
     "grid": {"activation": ["relu"]},
     "methods": {"backprop": {}, "l2": {"l2.weight_decay": [1e-3]}},
@@ -60,8 +60,18 @@ def reference(tmp_path_factory):
     return root / "s"
 
 
+@pytest.fixture(scope="module")
+def temp_dirs():
+    """The clusters' temp dirs, removed at the end (a Ray process may still write one
+    after its cluster's shutdown)."""
+    dirs = []
+    yield dirs
+    for path in dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
-def cluster(monkeypatch):
+def cluster(monkeypatch, temp_dirs):
     """A head node and a worker node, 1 CPU each, this process connected as the driver."""
     ray = pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
@@ -72,6 +82,7 @@ def cluster(monkeypatch):
     # record itself as this machine's current cluster (/tmp/ray/ray_current_cluster), where
     # a concurrent ray.init() would find and join it: not done
     temp = tempfile.mkdtemp(prefix="lopkit-ray-")
+    temp_dirs.append(temp)
     node = {"num_cpus": 1, "temp_dir": temp, "include_dashboard": False}
     with mock.patch("ray._private.utils.write_ray_address"):
         c = Cluster(
@@ -85,9 +96,7 @@ def cluster(monkeypatch):
     finally:
         ray.shutdown()
         c.shutdown()
-        for _ in range(3):  # a dying Ray process may still write its session directory
-            shutil.rmtree(temp, ignore_errors=True)
-            time.sleep(0.5)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def markers(out: Path) -> dict[str, dict]:
