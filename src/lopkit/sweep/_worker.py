@@ -55,15 +55,18 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def run_cell(cell: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+def run_cell(
+    cell: dict[str, Any], run_dir: Path, where: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Run ``cell`` (its ``to_json()``) into ``run_dir``; returns the DONE or FAILED
-    marker's content with ``state`` added. Never raises for a failing run."""
+    marker's content with ``state`` added (and ``where``: e.g. the Ray node). Never raises
+    for a failing run."""
     from lopkit._errors import LopkitError
     from lopkit._experiment import make_experiment, run_experiment
     from lopkit.sweep._spec import cell_id
 
     start = time.perf_counter()
-    base = {"id": cell["id"], "host": socket.gethostname(), "started_at": _now()}
+    base = {"id": cell["id"], "host": socket.gethostname(), **(where or {}), "started_at": _now()}
     try:
         experiment = make_experiment(
             cell["benchmark"], cell["method"], cell["settings"], **cell["run"]
