@@ -23,7 +23,8 @@ import pytest
 from _study_helpers import cell_metrics, write_spec
 from lopkit.sweep import sweep
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+# one worker runs every Ray test (test_sweep_run.py too): two clusters at once would share 2 cores
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("study")]
 
 # 2 cells, 2 seeds; 1,000-step bins, a chunk (and checkpoint) per bin: long enough that
 # the worker node can be killed with both cells half-way
