@@ -327,6 +327,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return demo_main(out=Path(args.out), seeds=args.seeds, steps=args.steps)
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from lopkit import _config, _reproduce
+
+    specs = _reproduce.find_specs(args.figures)
+    if not specs:
+        raise ConfigError(f"no figure files (*.yaml) in {args.figures}")
+    if args.list or not (args.names or args.all):
+        print(f"figure files in {args.figures} (lopkit reproduce NAME…, or --all):")
+        for name, path in specs.items():
+            spec = _reproduce.load_spec(path)
+            print(f"  {name:<22} {spec.title}  → {', '.join(spec.blocks)}")
+        return 0
+    names = list(specs) if args.all else args.names
+    for name in names:  # validate every file first: a typo fails before hours of runs
+        if name not in specs:
+            raise _config.unknown_name("figure file", name, specs)
+    chosen = [_reproduce.load_spec(specs[n]) for n in names]
+    for spec in chosen:
+        result = _reproduce.reproduce(spec, root=args.root, runs=args.runs, progress=True)
+        moved = ", ".join(result["changed"]) or "no block changed"
+        print(f"{spec.name}: {result['seconds']:.0f} s; rewrote {moved}")
+    return 0
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from lopkit import data
 
@@ -465,6 +489,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=20)
     s.add_argument("--steps", type=int, default=None)
     s.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser(
+        "reproduce",
+        help="regenerate published figures and tables from their figure files (figures/*.yaml)",
+    )
+    s.add_argument("names", nargs="*", help="figure files by name (lopkit reproduce --list)")
+    s.add_argument("--all", action="store_true", help="every figure file")
+    s.add_argument("--list", action="store_true", help="list the figure files and their blocks")
+    s.add_argument("--figures", default="figures", help="the figure files' folder")
+    s.add_argument("--root", default=".", help="the folder figure and block paths start from")
+    s.add_argument(
+        "--runs", default="runs/reproduce", help="where the runs go (reused and resumed)"
+    )
+    s.set_defaults(fn=_cmd_reproduce)
 
     s = sub.add_parser("data", help="local data sets")
     dsub = s.add_subparsers(dest="data_command", required=True)

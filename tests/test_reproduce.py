@@ -1,0 +1,142 @@
+"""`lopkit reproduce`: a figure file regenerates its runs, figures and doc blocks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from lopkit import _reproduce
+from lopkit._errors import ConfigError
+from tests._cli_helpers import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """\
+title: Tiny
+benchmark: scr
+run: {seeds: 2, steps: 20000, metrics: [dead, weights]}
+methods: [backprop, cbp+l2]
+figures:
+  - {out: docs/tiny.png, metric: mse}
+  - {out: docs/grid.png, panels: [[mse, ""], [dead_fraction, ""]]}
+table:
+  fraction: 0.2
+  columns:
+    - {metric: mse, label: error}
+    - {metric: dead_fraction, label: dead units, percent: true}
+blocks: [docs/a.md, README.md]
+"""
+
+DOC = "# A\n\nkept above\n<!-- lopkit:begin tiny -->\nold text\n<!-- lopkit:end tiny -->\nkept below\n"
+CELL = r"-?\d+\.\d{3} ± \d+\.\d{3} → -?\d+\.\d{3} ± \d+\.\d{3}"
+PERCENT = r"\d+% ± \d+% → \d+% ± \d+%"
+
+
+def _repo(tmp_path: Path) -> Path:
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "figures" / "tiny.yaml").write_text(TINY)
+    (tmp_path / "docs" / "a.md").write_text(DOC)
+    (tmp_path / "README.md").write_text(DOC.replace("# A", "# R"))
+    return tmp_path
+
+
+def test_a_figure_file_regenerates_its_blocks_and_reuses_its_runs(tmp_path):
+    root = _repo(tmp_path)
+    spec = _reproduce.load_spec(root / "figures" / "tiny.yaml")
+    result = _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert result["changed"] == ["docs/a.md", "README.md"]
+    doc = (root / "docs" / "a.md").read_text()
+    assert doc.startswith("# A\n\nkept above\n<!-- lopkit:begin tiny -->\n")
+    assert doc.endswith("<!-- lopkit:end tiny -->\nkept below\n")
+    assert "old text" not in doc
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    assert [r.split("|")[1].strip() for r in rows] == ["`backprop`", "`cbp+l2`"]
+    for row in rows:
+        cells = [c.strip() for c in row.split("|")[2:-1]]
+        assert re.fullmatch(CELL, cells[0]), cells[0]
+        assert re.fullmatch(PERCENT, cells[1]), cells[1]
+    # images relative to each doc's folder
+    assert "![tiny: mse](tiny.png)" in doc
+    assert "![tiny: mse](docs/tiny.png)" in (root / "README.md").read_text()
+    assert "2 seeds × 20,000 steps" in doc and "`lopkit reproduce tiny`" in doc
+    for name in ("tiny.png", "grid.png"):
+        assert (root / "docs" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the table's numbers are the runs' own: backprop's late error from its metrics
+    from lopkit.results import early_late, load
+
+    late = early_late(load(result["runs"]["backprop"]), "mse", fraction=0.2)["late"].iloc[0]
+    assert f"→ {late:.3f} ±" in rows[0]
+    # a second call reuses the finished runs and changes nothing
+    parquet = result["runs"]["cbp+l2"] / "metrics.parquet"
+    before = parquet.stat().st_mtime_ns
+    again = _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert again["changed"] == []
+    assert parquet.stat().st_mtime_ns == before
+    assert (root / "docs" / "a.md").read_text() == doc
+
+
+def test_missing_block_is_refused_before_anything_runs(tmp_path):
+    root = _repo(tmp_path)
+    (root / "README.md").write_text("# no block here\n")
+    spec = _reproduce.load_spec(root / "figures" / "tiny.yaml")
+    with pytest.raises(ConfigError, match="README.md has no block"):
+        _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert not (root / "runs").exists()
+    assert (root / "docs" / "a.md").read_text() == DOC
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("benchmark: scr", "benchmark: scr\nfigure: x"), "unknown key"),
+        (("methods: [backprop, cbp+l2]\n", ""), "needs methods"),
+        (("metric: mse}", "metric: mse, colour: red}"), "unknown key of figures"),
+        (("{out: docs/tiny.png, metric: mse}", "{out: docs/tiny.png}"), "either metric or panels"),
+    ],
+)
+def test_bad_figure_files_say_what_is_wrong(tmp_path, change, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(TINY.replace(*change, 1))
+    with pytest.raises(ConfigError, match=message):
+        _reproduce.load_spec(path)
+
+
+def test_duplicated_markers_are_refused(tmp_path):
+    path = tmp_path / "d.md"
+    path.write_text(DOC + DOC)
+    with pytest.raises(ConfigError, match="exactly one block"):
+        _reproduce.rewrite_block(path, "tiny", "x")
+    assert path.read_text() == DOC + DOC
+
+
+def test_the_repository_figure_files_are_valid_and_own_their_blocks():
+    """Every checked-in figure file parses, its experiments validate, and each block it
+    names is in its doc exactly once; every block in the docs has its figure file."""
+    specs = _reproduce.find_specs(REPO / "figures")
+    assert {"demo", "permuted_quick", "binary_quick", "control_quick", "ant_quick"} <= set(specs)
+    owners: dict[tuple[str, str], str] = {}
+    for name, path in specs.items():
+        spec = _reproduce.load_spec(path)
+        for method in spec.methods:
+            _reproduce.experiment_of(spec, method)
+        for doc in spec.blocks:
+            text = (REPO / doc).read_text()
+            assert text.count(f"<!-- lopkit:begin {name} -->") == 1, (doc, name)
+            assert text.count(f"<!-- lopkit:end {name} -->") == 1, (doc, name)
+            owners[(doc, name)] = name
+        for fig in spec.figures:
+            assert (REPO / fig.out).is_file(), fig.out
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for block in _reproduce.blocks_in(doc):
+            assert block in specs, f"{doc.name}: block {block} has no figures/{block}.yaml"
+
+
+def test_cli_lists_and_refuses_unknown_names(tmp_path, capsys):
+    root = _repo(tmp_path)
+    code, out, _ = run_cli(capsys, "reproduce", "--figures", str(root / "figures"), "--list")
+    assert code == 0 and "tiny" in out and "docs/a.md" in out
+    code, _, err = run_cli(capsys, "reproduce", "tinny", "--figures", str(root / "figures"))
+    assert code == 2 and "'tiny'" in err
