@@ -94,7 +94,7 @@ def test_missing_block_is_refused_before_anything_runs(tmp_path):
         (("benchmark: scr", "benchmark: scr\nfigure: x"), "unknown key"),
         (("methods: [backprop, cbp+l2]\n", ""), "needs methods"),
         (("metric: mse}", "metric: mse, colour: red}"), "unknown key of figures"),
-        (("{out: docs/tiny.png, metric: mse}", "{out: docs/tiny.png}"), "either metric or panels"),
+        (("metric: mse}", "metric: mse, panels: [[mse]]}"), "metric or panels, not both"),
     ],
 )
 def test_bad_figure_files_say_what_is_wrong(tmp_path, change, message):
@@ -131,6 +131,8 @@ def test_the_repository_figure_files_are_valid_and_own_their_blocks():
             assert (REPO / fig.out).is_file(), fig.out
     for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
         for block in _reproduce.blocks_in(doc):
+            if doc.name == "performance.md" and block == "bench":
+                continue  # written by `make bench`
             assert block in specs, f"{doc.name}: block {block} has no figures/{block}.yaml"
 
 
@@ -140,3 +142,37 @@ def test_cli_lists_and_refuses_unknown_names(tmp_path, capsys):
     assert code == 0 and "tiny" in out and "docs/a.md" in out
     code, _, err = run_cli(capsys, "reproduce", "tinny", "--figures", str(root / "figures"))
     assert code == 2 and "'tiny'" in err
+
+
+def test_bench_writes_its_output_into_the_bench_block(tmp_path, monkeypatch, capsys):
+    from lopkit.bench import _main
+
+    def fake_measure(quick):
+        print("slowly-changing regression: 1,234 seed-steps/s")
+        return 0
+
+    monkeypatch.setattr(_main, "_measure", fake_measure)
+    doc = tmp_path / "performance.md"
+    doc.write_text("# P\n<!-- lopkit:begin bench -->\nold\n<!-- lopkit:end bench -->\n")
+    assert _main.main(quick=True, write=str(doc)) == 0
+    text = doc.read_text()
+    assert "1,234 seed-steps/s" in text and "old" not in text
+    assert "Machine: " in text and " cores" in text and "jax " in text
+    assert "1,234 seed-steps/s" in capsys.readouterr().out  # and on the terminal
+    (tmp_path / "none.md").write_text("# no block\n")
+    with pytest.raises(ConfigError, match="no block"):
+        _main.main(quick=True, write=str(tmp_path / "none.md"))
+
+
+def test_the_readme_counts_are_the_registries():
+    from lopkit.benchmarks import BENCHMARKS
+    from lopkit.engine._probes import PROBES
+    from lopkit.methods import REMEDIES
+
+    text = (REPO / "README.md").read_text()
+    counts = {k: int(n) for n, k in re.findall(r"\*\*(\d+)\*\* (benchmarks|remedies|probes)", text)}
+    assert counts == {
+        "benchmarks": len(BENCHMARKS),
+        "remedies": len(REMEDIES),
+        "probes": len(PROBES),
+    }

@@ -48,7 +48,8 @@ REQUIRED = ("benchmark", "methods", "blocks")
 
 @dataclasses.dataclass(frozen=True)
 class Figure:
-    """One image: a single metric (``metric``/``layer``) or a row of ``panels``."""
+    """One image: a single metric (``metric``/``layer``; by default the runs' reported
+    metric) or a row of ``panels``."""
 
     out: str
     metric: str | None = None
@@ -122,8 +123,8 @@ def load_spec(path: str | Path) -> Spec:
     for i, f in enumerate(raw.get("figures") or []):
         fig = _build(Figure, f, f"figures[{i}] of {path}")
         panels = tuple((str(p[0]), str(p[1]) if len(p) > 1 else "") for p in fig.panels)
-        if bool(panels) == (fig.metric is not None):
-            raise ConfigError(f"figures[{i}] of {path}: give either metric or panels")
+        if panels and fig.metric is not None:
+            raise ConfigError(f"figures[{i}] of {path}: give metric or panels, not both")
         figures.append(dataclasses.replace(fig, panels=panels))
     table = raw.get("table") or {}
     columns = tuple(
@@ -231,7 +232,7 @@ def block_text(spec: Spec, dirs: dict[str, Path], doc: Path, root: Path) -> str:
     parts = [table_markdown(spec, dirs)] if spec.columns else []
     for fig in spec.figures:
         rel = os.path.relpath(root / fig.out, (root / doc).parent)
-        alt = fig.metric or ", ".join(m for m, _ in fig.panels)
+        alt = fig.metric or ", ".join(m for m, _ in fig.panels) or "reported metric"
         parts.append(f"![{spec.name}: {alt}]({Path(rel).as_posix()})")
     parts.append(caption(spec, dirs))
     return "\n\n".join(parts)

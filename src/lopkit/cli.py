@@ -318,7 +318,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from lopkit.bench import main as bench_main
 
-    return bench_main(quick=args.quick)
+    return bench_main(quick=args.quick, write=args.write)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -482,6 +482,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("bench", help="measure throughput (seed-steps/s) of the engine")
     s.add_argument("--quick", action="store_true", help="fewer repetitions")
+    s.add_argument(
+        "--write", metavar="FILE.md", help="also put the output in FILE.md's bench block"
+    )
     s.set_defaults(fn=_cmd_bench)
 
     s = sub.add_parser("demo", help="the demo: slowly-changing regression, four remedies, figures")

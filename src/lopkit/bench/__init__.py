@@ -12,11 +12,12 @@ them, and ``_main`` (``python -m lopkit.bench``) runs them all. This package imp
 from lopkit.bench._timing import BIN, chunk_throughput, throughput
 
 
-def main(quick: bool = False) -> int:
-    """Run every benchmark and print the figures (``lopkit bench``)."""
+def main(quick: bool = False, write: str | None = None) -> int:
+    """Run every benchmark and print the figures (``lopkit bench``); ``write``: a Markdown
+    file whose ``bench`` block gets them too (``make bench`` writes docs/performance.md)."""
     from lopkit.bench._main import main as run_all
 
-    return run_all(quick=quick)
+    return run_all(quick=quick, write=write)
 
 
 __all__ = ["BIN", "chunk_throughput", "main", "throughput"]
