@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from _cli_helpers import run_cli
 from lopkit import _reproduce
 from lopkit._errors import ConfigError
-from tests._cli_helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,10 @@ table:
 blocks: [docs/a.md, README.md]
 """
 
-DOC = "# A\n\nkept above\n<!-- lopkit:begin tiny -->\nold text\n<!-- lopkit:end tiny -->\nkept below\n"
+DOC = (
+    "# A\n\nkept above\n<!-- lopkit:begin tiny -->\nold text\n<!-- lopkit:end tiny -->\n"
+    "kept below\n"
+)
 CELL = r"-?\d+\.\d{3} ± \d+\.\d{3} → -?\d+\.\d{3} ± \d+\.\d{3}"
 PERCENT = r"\d+% ± \d+% → \d+% ± \d+%"
 
@@ -92,7 +95,8 @@ def test_missing_block_is_refused_before_anything_runs(tmp_path):
     ("change", "message"),
     [
         (("benchmark: scr", "benchmark: scr\nfigure: x"), "unknown key"),
-        (("methods: [backprop, cbp+l2]\n", ""), "needs methods"),
+        (("methods: [backprop, cbp+l2]\n", ""), "needs methods or runs"),
+        (("methods: [backprop, cbp+l2]", "methods: [l2, l2]"), "run names repeat"),
         (("metric: mse}", "metric: mse, colour: red}"), "unknown key of figures"),
         (("metric: mse}", "metric: mse, panels: [[mse]]}"), "metric or panels, not both"),
     ],
@@ -120,8 +124,8 @@ def test_the_repository_figure_files_are_valid_and_own_their_blocks():
     owners: dict[tuple[str, str], str] = {}
     for name, path in specs.items():
         spec = _reproduce.load_spec(path)
-        for method in spec.methods:
-            _reproduce.experiment_of(spec, method)
+        for variant in spec.variants:
+            _reproduce.experiment_of(spec, variant)
         for doc in spec.blocks:
             text = (REPO / doc).read_text()
             assert text.count(f"<!-- lopkit:begin {name} -->") == 1, (doc, name)
@@ -176,3 +180,37 @@ def test_the_readme_counts_are_the_registries():
         "remedies": len(REMEDIES),
         "probes": len(PROBES),
     }
+
+
+def test_named_runs_with_their_own_settings(tmp_path):
+    """`runs:` gives variants of one method (here two step sizes) their own rows and
+    directories; a figure may draw a subset."""
+    root = _repo(tmp_path)
+    (root / "figures" / "lr.yaml").write_text(
+        "benchmark: scr\n"
+        "run: {seeds: 2, steps: 20000, metrics: []}\n"
+        "runs:\n"
+        "  - {name: slow, settings: {lr: 0.001}}\n"
+        "  - {name: fast, settings: {lr: 0.01}}\n"
+        "figures:\n"
+        "  - {out: docs/fast.png, runs: [fast], label_key: null, title: ''}\n"
+        "table:\n"
+        "  columns: [{metric: mse}]\n"
+        "blocks: [docs/a.md]\n"
+    )
+    (root / "docs" / "a.md").write_text(DOC.replace("tiny", "lr"))
+    spec = _reproduce.load_spec(root / "figures" / "lr.yaml")
+    result = _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    from lopkit.results import read_config
+
+    assert read_config(result["runs"]["slow"])["benchmark_config"]["lr"] == 0.001
+    assert read_config(result["runs"]["fast"])["benchmark_config"]["lr"] == 0.01
+    doc = (root / "docs" / "a.md").read_text()
+    assert "| run | mse |" in doc and "| `slow` |" in doc and "| `fast` |" in doc
+    assert (root / "docs" / "fast.png").is_file()
+    bad = root / "figures" / "bad.yaml"
+    bad.write_text(
+        (root / "figures" / "lr.yaml").read_text().replace("runs: [fast]", "runs: [quick]")
+    )
+    with pytest.raises(ConfigError, match="unknown run"):
+        _reproduce.load_spec(bad)

@@ -9,7 +9,7 @@ draw from them and which table to compute, and where in the docs they go::
     preset: quick                # optional: a preset of the benchmark
     settings: {}                 # optional: --set-style settings over the preset
     run: {seeds: 10}             # optional: run settings (seeds, steps, metrics, …)
-    methods: [backprop, cbp]
+    methods: [backprop, cbp]     # or runs: a list of {name, method, settings} variants
     figures:
       - {out: docs/permuted_quick.png, metric: accuracy, label_key: method}
       - {out: docs/demo.png, panels: [[mse, ""], [dead_fraction, ""]]}   # a row of panels
@@ -42,8 +42,19 @@ import yaml
 from lopkit._config import unknown_name
 from lopkit._errors import ConfigError
 
-FIELDS = ("title", "benchmark", "preset", "settings", "run", "methods", "figures", "table", "blocks")
-REQUIRED = ("benchmark", "methods", "blocks")
+FIELDS = (
+    "title",
+    "benchmark",
+    "preset",
+    "settings",
+    "run",
+    "methods",
+    "runs",
+    "figures",
+    "table",
+    "blocks",
+)
+REQUIRED = ("benchmark", "blocks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,9 +66,21 @@ class Figure:
     metric: str | None = None
     layer: str = ""
     panels: tuple[tuple[str, str], ...] = ()
-    label_key: str = "method"
+    label_key: str | None = "method"
+    runs: tuple[str, ...] = ()  # a subset of the spec's runs, by name (default: all)
+    title: str | None = None
     x: str | None = None
     bin_tasks: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One run of a figure file: its name (its directory and table row), its method and
+    the settings it adds to the file's own."""
+
+    name: str
+    method: str = "backprop"
+    settings: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +101,7 @@ class Spec:
     name: str
     path: Path
     benchmark: str
-    methods: tuple[str, ...]
+    variants: tuple[Variant, ...]
     blocks: tuple[str, ...]
     title: str = ""
     preset: str | None = None
@@ -117,15 +140,29 @@ def load_spec(path: str | Path) -> Spec:
         if key not in FIELDS:
             raise unknown_name(f"key of {path}", key, FIELDS)
     missing = [k for k in REQUIRED if not raw.get(k)]
+    if bool(raw.get("methods")) == bool(raw.get("runs")):
+        missing.append("methods or runs (one of them)")
     if missing:
         raise ConfigError(f"{path} needs {', '.join(missing)}")
+    if raw.get("methods"):
+        variants = tuple(Variant(str(m), str(m)) for m in raw["methods"])
+    else:
+        variants = tuple(
+            _build(Variant, v, f"runs[{i}] of {path}") for i, v in enumerate(raw["runs"])
+        )
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: run names repeat: {names}")
     figures = []
     for i, f in enumerate(raw.get("figures") or []):
         fig = _build(Figure, f, f"figures[{i}] of {path}")
         panels = tuple((str(p[0]), str(p[1]) if len(p) > 1 else "") for p in fig.panels)
         if panels and fig.metric is not None:
             raise ConfigError(f"figures[{i}] of {path}: give metric or panels, not both")
-        figures.append(dataclasses.replace(fig, panels=panels))
+        for name in fig.runs:
+            if name not in names:
+                raise unknown_name(f"run of figures[{i}] of {path}", name, names)
+        figures.append(dataclasses.replace(fig, panels=panels, runs=tuple(fig.runs)))
     table = raw.get("table") or {}
     columns = tuple(
         _build(Column, c, f"table.columns[{i}] of {path}")
@@ -135,7 +172,7 @@ def load_spec(path: str | Path) -> Spec:
         name=path.stem,
         path=path,
         benchmark=str(raw["benchmark"]),
-        methods=tuple(str(m) for m in raw["methods"]),
+        variants=variants,
         blocks=tuple(str(b) for b in raw["blocks"]),
         title=str(raw.get("title") or ""),
         preset=raw.get("preset"),
@@ -152,18 +189,21 @@ def find_specs(directory: str | Path) -> dict[str, Path]:
     return {p.stem: p for p in sorted(Path(directory).glob("*.yaml"))}
 
 
-def experiment_of(spec: Spec, method: str):
-    """The experiment of one method, built as ``lopkit run`` builds it."""
+def experiment_of(spec: Spec, variant: Variant):
+    """The experiment of one run, built as ``lopkit run`` builds it."""
     from lopkit._experiment import make_experiment
     from lopkit.benchmarks import get_benchmark
     from lopkit.experiments import load_preset, preset_settings
     from lopkit.methods import parse_method
 
     get_benchmark(spec.benchmark)
+    method = variant.method
     settings: dict[str, Any] = {}
     if spec.preset:
-        settings.update(preset_settings(load_preset(spec.benchmark, spec.preset), parse_method(method)))
+        preset = load_preset(spec.benchmark, spec.preset)
+        settings.update(preset_settings(preset, parse_method(method)))
     settings.update(spec.settings)
+    settings.update(variant.settings)
     run = dict(spec.run)
     if "metrics" in run:
         run["metrics"] = tuple(run["metrics"])
@@ -191,11 +231,13 @@ def table_markdown(spec: Spec, dirs: dict[str, Path]) -> str:
     from lopkit.results import early_late, load_many
 
     df = load_many(list(dirs.values()))
-    header = ["method"] + [c.label or (c.metric + (f" ({c.layer})" if c.layer else "")) for c in spec.columns]
+    first = "method" if all(v.name == v.method for v in spec.variants) else "run"
+    labels = [c.label or (c.metric + (f" ({c.layer})" if c.layer else "")) for c in spec.columns]
+    header = [first, *labels]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     tables = [early_late(df, c.metric, c.layer, fraction=spec.fraction) for c in spec.columns]
-    for method, run_dir in dirs.items():
-        cells = [f"`{method}`"]
+    for name, run_dir in dirs.items():
+        cells = [f"`{name}`"]
         for column, t in zip(spec.columns, tables, strict=True):
             rows = list(t[t["run"] == run_dir.name].itertuples())
             cells.append(_cell(rows[0], column) if rows else "—")
@@ -278,7 +320,7 @@ def reproduce(
 ) -> dict[str, Any]:
     """Run what ``spec`` needs that is missing, draw its figures, rewrite its blocks.
 
-    Runs go to ``runs/<spec>/<method>``; figure and block paths are relative to ``root``
+    Runs go to ``runs/<spec>/<run name>``; figure and block paths are relative to ``root``
     (the repository). Returns ``{"runs": {method: dir}, "figures": [...], "changed": [...],
     "seconds": s}``."""
     from lopkit._running import run_or_reuse
@@ -292,20 +334,22 @@ def reproduce(
             begin, end = _markers(spec.name)
             raise ConfigError(f"{root / doc} has no block '{begin}' … '{end}'")
     dirs: dict[str, Path] = {}
-    for method in spec.methods:
-        experiment = experiment_of(spec, method)
-        run_dir = Path(runs) / spec.name / experiment.method.replace("+", "_")
-        log(f"{spec.name}: {method} → {run_dir}")
+    for variant in spec.variants:
+        experiment = experiment_of(spec, variant)
+        run_dir = Path(runs) / spec.name / variant.name.replace("+", "_")
+        log(f"{spec.name}: {variant.name} → {run_dir}")
         run_or_reuse(experiment, run_dir, progress=progress, replace=True, log=log)
-        dirs[method] = run_dir
+        dirs[variant.name] = run_dir
     figures = []
     for fig in spec.figures:
         out = root / fig.out
+        chosen = [dirs[n] for n in fig.runs] if fig.runs else list(dirs.values())
         if fig.panels:
-            plot_grid(list(dirs.values()), list(fig.panels), out=out, label_key=fig.label_key)
+            plot_grid(chosen, list(fig.panels), out=out, label_key=fig.label_key, title=fig.title)
         else:
             plot_runs(
-                list(dirs.values()),
+                chosen,
+                title=fig.title,
                 metric=fig.metric,
                 layer=fig.layer,
                 out=out,
