@@ -27,7 +27,10 @@ def _actions(n, k, a, seed=0):
 
 @pytest.mark.parametrize(
     ("domain", "sequence", "steps", "switch_every"),
-    [("walker", ("stand", "walk", "run"), 1_030, 2_000), ("quadruped", ("walk", "run", "walk"), 70, 25)],
+    [
+        ("walker", ("stand", "walk", "run"), 1_030, 2_000),
+        ("quadruped", ("walk", "run", "walk"), 70, 25),
+    ],
 )
 def test_observations_and_rewards_are_dm_controls_own(domain, sequence, steps, switch_every):
     """Each env equals dm-control's env of the current task stepped with the same (clipped)
@@ -44,7 +47,8 @@ def test_observations_and_rewards_are_dm_controls_own(domain, sequence, steps, s
     }  # fmt: skip
     current = direct[sequence[0]]
     obs = envs.reset()
-    np.testing.assert_array_equal(obs[0], current.reset().observation["observations"].astype(np.float32))
+    first = current.reset().observation["observations"]
+    np.testing.assert_array_equal(obs[0], first.astype(np.float32))
     actions = _actions(steps, 1, envs.env(0).action_spec().shape[0])
     ends = []
     for t in range(steps):
@@ -61,7 +65,8 @@ def test_observations_and_rewards_are_dm_controls_own(domain, sequence, steps, s
         if truncated[0]:
             ends.append(t + 1)
         np.testing.assert_array_equal(obs[0], step.observation["observations"].astype(np.float32))
-    expected = sorted({*range(switch_every, steps + 1, switch_every), *range(1000, steps + 1, 1000)})
+    switches = range(switch_every, steps + 1, switch_every)
+    expected = sorted({*switches, *range(1000, steps + 1, 1000)})
     assert ends == expected
 
 
