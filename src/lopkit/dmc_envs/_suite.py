@@ -27,8 +27,8 @@ three times). Per env k (seed ``seeds[k]``) and env step:
   there), the env returns what those wrappers return, computed as they compute it in the
   sources' gymnasium 0.29.1 (float64 running statistics per env, ``RunningMeanStd``:
   count 1e-4, the observation statistics updated by every observation including an ended
-  episode's last and the next one's first; the discounted return reset only at a termination, never for DMC's truncations);
-  the recorded episode return is the raw one (``RecordEpisodeStatistics`` sits inside
+  episode's last and the next one's first; the discounted return reset only at a
+  termination, never for DMC's truncations); the recorded episode return is the raw one (``RecordEpisodeStatistics`` sits inside
   the normalizing wrappers there).
 
 ``state_dict()`` holds each env's current physics (``mj_getState``, integration state), its
