@@ -28,8 +28,8 @@ three times). Per env k (seed ``seeds[k]``) and env step:
   sources' gymnasium 0.29.1 (float64 running statistics per env, ``RunningMeanStd``:
   count 1e-4, the observation statistics updated by every observation including an ended
   episode's last and the next one's first; the discounted return reset only at a
-  termination, never for DMC's truncations); the recorded episode return is the raw one (``RecordEpisodeStatistics`` sits inside
-  the normalizing wrappers there).
+  termination, never for DMC's truncations); the recorded episode return is the raw one
+  (``RecordEpisodeStatistics`` sits inside the normalizing wrappers there).
 
 ``state_dict()`` holds each env's current physics (``mj_getState``, integration state), its
 task position, its ``RandomState`` (MT19937), the episode counters and the normalization
