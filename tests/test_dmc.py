@@ -105,6 +105,9 @@ def test_resume_equals_the_uninterrupted_run_and_tasks_switch_at_their_steps(tmp
     # bins end at env steps 64, 128, 192, 256; switches after 96 and 192: stand, walk, run
     np.testing.assert_array_equal(series("task"), [[0, 1, 2, 2]] * 2)
     np.testing.assert_array_equal(series("task_id"), [[0, 1, 2, 2]] * 2)
+    # no episode reaches dm-control's 1,000 steps: the switches cut trajectories, which are
+    # not episodes, so no bin has a return
+    assert np.isnan(series("return")).all() and np.isnan(series("episode_length")).all()
 
 
 def test_a_seed_computes_the_same_beside_another_as_alone():

@@ -54,7 +54,8 @@ class HostEnvs(Protocol):
       info)``: one env step of every env; ``reward`` is what the agent learns from;
       ``obs`` of an env whose episode ended is the first of its next episode;
       ``info["episode_return"]`` ``[K]`` / ``info["episode_length"]`` ``[K]``: the return
-      and length of the episodes that ended at this step (NaN / 0 elsewhere);
+      and length of the episodes that ended at this step (NaN / 0 elsewhere: also where a
+      trajectory was cut without an episode of the task ending, e.g. at a task switch);
     * ``tasks``: ``[K]`` int, task changes so far of each env; the family's changed
       constant ``getattr(envs, family.change)``: ``[K]`` float, its current value;
     * ``state_dict()`` / ``load_state_dict(state)``: everything needed to continue exactly
@@ -218,9 +219,12 @@ class HostRolloutStream(PPOBlocks):
             next_obs, r, terminated, truncated, info = envs.step(out["action"])
             ended = terminated | truncated  # truncation as terminal (the official setting)
             reward[t], done[t] = r, ended
-            ret_sum += np.where(ended, np.nan_to_num(info["episode_return"]), 0.0)
+            # an episode is recorded where the env reports one (a length): a trajectory cut
+            # by a task switch ends here too, but is no episode of the task
+            recorded = info["episode_length"] > 0
+            ret_sum += np.where(recorded, np.nan_to_num(info["episode_return"]), 0.0)
             len_sum += info["episode_length"]
-            episodes += ended
+            episodes += recorded
             obs = next_obs.astype(np.float32)
         host = envs.state_dict()
         entry[1] = host
