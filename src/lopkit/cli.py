@@ -425,7 +425,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         if len(args.runs) > 1:
             out = out / Path(run).resolve().name
         written = export_tensorboard(run, out)
-        print(f"{run}: {len(written)} event files in {out}")
+        print(f"{run}: {len(written)} event folders in {out} (tensorboard --logdir {out})")
     return 0
 
 
