@@ -122,3 +122,23 @@ def test_task_end_scores_take_each_tasks_last_bin(tmp_path):
                       "benchmark_config": {"change_every": 30}})  # fmt: skip
     RunWriter(rl).append(0, frame.replace({"metric": {"accuracy": "return"}}))
     assert task_end_scores(rl)["task"].tolist() == [1, 2, 1, 2]  # steps 30 and 60 end tasks
+
+
+def test_the_batched_bootstrap_statistics_are_rliables():
+    """The intervals come from all resamples at once: each resample's statistics equal
+    rliable's functions applied to it alone."""
+    from rliable import metrics
+
+    from lopkit.results._rl_stats import _batched_improvement, _batched_stats
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(6, 7, 3)).round(1)  # 6 resamples of 7 runs × 3 tasks (with ties)
+    y = rng.normal(size=(6, 4, 3)).round(1)
+    got = _batched_stats(x, 0.2)
+    for r in range(6):
+        want = [metrics.aggregate_iqm(x[r]), metrics.aggregate_optimality_gap(x[r], 0.2),
+                metrics.aggregate_mean(x[r]), metrics.aggregate_median(x[r])]  # fmt: skip
+        np.testing.assert_allclose(got[r], want, rtol=1e-12)
+        assert _batched_improvement(x, y)[r] == pytest.approx(
+            metrics.probability_of_improvement(x[r], y[r]), rel=1e-12
+        )
