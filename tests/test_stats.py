@@ -142,3 +142,14 @@ def test_the_batched_bootstrap_statistics_are_rliables():
         assert _batched_improvement(x, y)[r] == pytest.approx(
             metrics.probability_of_improvement(x[r], y[r]), rel=1e-12
         )
+
+
+def test_final_scores_refuse_to_mix_runs_of_one_method():
+    df = _table()
+    two_cells = pd.concat([df, df.assign(run=df["run"] + "-other", value=df["value"] + 1)])
+    with pytest.raises(ResultsError, match="has 2 runs"):
+        final_scores(two_cells, "mse", by="method", task="benchmark")
+    grid = pd.concat([df.assign(lr=0.1), df.assign(lr=0.3)])  # a swept setting in one run
+    with pytest.raises(ResultsError, match="has 2 runs"):
+        final_scores(grid[grid.benchmark == "scr"], "mse")
+    assert set(final_scores(df[df.benchmark == "scr"], "mse")) == {"bp-scr", "cbp-scr"}

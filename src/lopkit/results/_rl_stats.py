@@ -256,8 +256,7 @@ def final_scores(
     for column in (by, task):
         if column is not None and column not in rows.columns:
             raise ResultsError(f"no column {column!r} in the table: {list(rows.columns)}")
-    keys = ["run", *swept_columns(rows)]
-    keys = [k for k in keys if k in rows.columns]
+    keys = [k for k in ["run", *swept_columns(rows)] if k in rows.columns]
     parts = []
     for _, g in rows.groupby(keys, sort=False, observed=True, dropna=False):
         steps = np.sort(g["step"].unique())
@@ -266,6 +265,16 @@ def final_scores(
     windowed = pd.concat(parts)
     task_key = task or "_task"
     windowed = windowed.assign(_task="all") if task is None else windowed
+    others = [k for k in keys if k not in (by, task_key)]
+    runs = windowed[[by, task_key, *others]].drop_duplicates()
+    several = runs.groupby([by, task_key], sort=False, observed=True).size()
+    if (several > 1).any():
+        (name, where), n = next((k, v) for k, v in several.items() if v > 1)
+        raise ResultsError(
+            f"{by}={name!r} has {n} runs (cells or swept values) on task {where!r}: a score "
+            f"array holds one run's seeds per task; select one run per {by} first (e.g. "
+            "each method's best cell, report.best.csv), or compare by='run'"
+        )
     per_seed = windowed.groupby([by, task_key, "seed"], sort=False, observed=True)["value"].mean()
     out = {}
     for name, g in per_seed.groupby(level=0, sort=False, observed=True):
