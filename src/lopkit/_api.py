@@ -153,6 +153,7 @@ def run(
     one is finished (from its last checkpoint); one with other settings is refused (a
     ConfigError listing them) unless ``overwrite``. Everything is validated before anything
     is written."""
+    configure_devices()  # before anything of lopkit's imports JAX
     from lopkit._running import run_or_reuse
 
     given = {"seeds": seeds, "steps": steps, **run_settings}
@@ -227,6 +228,7 @@ def resume(run_dir: str | os.PathLike, progress: bool = False) -> Run:
     """Continue the interrupted run in ``run_dir`` from its last checkpoint, with the
     settings of its config.yaml (a finished run is returned as it is). The result is the
     same, bit for bit, as the run uninterrupted (docs/design.md §4)."""
+    configure_devices()
     from lopkit._running import run_experiment
 
     _, config = _config_file(run_dir)
@@ -249,6 +251,7 @@ def rerun(
     """Run the experiment of a run's ``config`` (its config.yaml or its directory) again
     into ``out``, with ``settings`` and ``run_settings`` (``seeds=``, ``first_seed=``…)
     changed; ``out`` as in :func:`run`."""
+    configure_devices()
     from lopkit._running import run_or_reuse
 
     file, values = _config_file(config)
