@@ -220,7 +220,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if summary.get("interrupted"):
         _note(
             f"stopped at step {summary['next_step']:,} of {r.steps:,} (checkpoint written); "
-            "continue with --resume"
+            f"continue with `lopkit resume {out}`"
         )
         return EXIT_INTERRUPTED
     rate = summary["seed_steps_per_second"]
