@@ -117,9 +117,11 @@ def backend_started() -> bool:
         import jax
 
         try:
-            jax.config.update("jax_num_cpu_devices", jax.config.jax_num_cpu_devices)
-        except RuntimeError:
+            jax.config.update("jax_num_cpu_devices", jax.config.read("jax_num_cpu_devices"))
+        except RuntimeError:  # "cannot be changed after the backend is initialized"
             return True
+        except (AttributeError, KeyError):  # a JAX without the option: nothing to protect
+            return False
         return False
 
 
