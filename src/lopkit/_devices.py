@@ -106,22 +106,16 @@ _configured = False
 
 
 def backend_started() -> bool:
-    """Whether JAX's backend has started (then its device count and XLA flags are fixed)."""
+    """Whether JAX's backend has started (then its device count and XLA flags are fixed).
+    Asked of JAX's ``xla_bridge``; where a JAX version lacks it, False, and
+    :func:`configure` learns it from the error of setting the device count."""
     if "jax" not in sys.modules:
         return False
     try:
         from jax._src import xla_bridge
 
         return bool(xla_bridge.backends_are_initialized())
-    except (ImportError, AttributeError):  # another JAX version: ask its config instead
-        import jax
-
-        try:
-            jax.config.update("jax_num_cpu_devices", jax.config.read("jax_num_cpu_devices"))
-        except RuntimeError:  # "cannot be changed after the backend is initialized"
-            return True
-        except (AttributeError, KeyError):  # a JAX without the option: nothing to protect
-            return False
+    except (ImportError, AttributeError):
         return False
 
 
@@ -150,7 +144,10 @@ def configure() -> None:
         return
     import jax
 
-    jax.config.update("jax_num_cpu_devices", n)
+    try:
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:  # the backend had started after all (see backend_started)
+        _warn_if_different(flag, n)
 
 
 def _warn_if_different(flag: str | None, n: int) -> None:
