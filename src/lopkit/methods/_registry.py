@@ -17,6 +17,7 @@ from lopkit.methods._dropout import DROPOUT
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._parseval import PARSEVAL
 from lopkit.methods._redo import REDO
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
@@ -47,6 +48,7 @@ REMEDIES: dict[str, Remedy] = {
         WEIGHT_CLIP,
         RESET_HEAD,
         RESET_ALL,
+        PARSEVAL,
     )
 }
 

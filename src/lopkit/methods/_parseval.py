@@ -1,0 +1,140 @@
+"""Parseval regularization: keep every hidden layer's weight matrix close to orthogonal.
+
+The loss gets λ Σ_l ‖W_l W_lᵀ − s I‖²_F over the hidden layers (W_l ``[units, fan_in]``,
+one row per unit; lopkit stores its transpose ``w = W_lᵀ``, so W_l W_lᵀ = wᵀw), i.e. a
+gradient part adds
+
+    ∂/∂w λ‖wᵀw − s I‖²_F = 4λ · w (wᵀw − s I)
+
+to every hidden weight's gradient, before the optimizer (the official code adds the penalty
+to the loss, which reaches the optimizer the same way). Biases, LayerNorm parameters and the
+output layer are not regularized (the official code regularizes only its ``linear_orthog``
+hidden layers). Conv kernels are regularized in their unfolded form ``[kh·kw·c_in, c_out]``.
+
+Settings and where they come from (official code ``parseval_reg/agent.py``, PPO update):
+
+* λ (``coefficient``): 1e-3 in the official gridworld and MetaWorld configs, 1e-4 for
+  LunarLander and the quadruped (``main.py`` per-environment defaults).
+* s (``scale``): the official code sets s = g², g the layers' init gain (2 when no gain is
+  given, ``agent.py`` lines 286–290), so the penalty is 0 on average at an orthogonal
+  init of gain g. ``scale_from_init`` (default) does the same with lopkit's init: s_l =
+  g_l², g_l the gain of layer l's Kaiming/LeCun bound (2 for ReLU, 1 for LeCun); off, s is
+  ``scale``.
+* ``width_correction``: the official code multiplies λ by (64 / width)², because λ was
+  tuned for width 64 (``agent.py`` line 315); off by default (λ as the formula writes it).
+* ``normalize_rows``: the official ``parseval_norm`` ablation: each unit's incoming
+  weights are normalized to norm 1 before the penalty (then only angles are regularized).
+* ``groups``: subgroup Parseval (``parseval_num_groups``): only the block-diagonal of
+  W Wᵀ is compared with s I (units in g equal groups; the units must divide evenly).
+
+Not here: the paper's capacity relaxations that add parameters to the network — a learnable
+per-unit scale after each layer ("diagonal layers", the MetaWorld default) and a learnable
+input scale. They need network options (a per-unit scale parameter in the MLP) that lopkit's
+networks do not have yet.
+
+References:
+  Chung, Cherif, Meger & Precup. Parseval regularization for continual reinforcement
+  learning. NeurIPS 2024. Official code github.com/wechu/parseval_reg.
+  Cisse et al. Parseval networks. ICML 2017.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from lopkit._config import field
+from lopkit._errors import ConfigError
+from lopkit.methods._base import Context, Parts, Remedy
+from lopkit.methods._resets import require_unit_layers
+from lopkit.nets._units import get, replace
+
+
+@dataclasses.dataclass(frozen=True)
+class ParsevalConfig:
+    """Parseval regularization (Chung et al. 2024). λ 1e-3: the official gridworld and
+    MetaWorld value (1e-4 for LunarLander and the quadruped)."""
+
+    coefficient: float = field(
+        1e-3, "λ: the loss gets λ Σ_l ‖W_l W_lᵀ − s I‖²_F", nonnegative=True, axis=True
+    )
+    scale_from_init: bool = field(
+        True, "s_l = (init gain of layer l)², as the official code's s = init_gain²"
+    )
+    scale: float = field(
+        1.0, "s when scale_from_init is off", positive=True, axis=True
+    )
+    width_correction: bool = field(
+        False, "multiply λ by (64 / width)² (the official code: λ was tuned for width 64)"
+    )
+    normalize_rows: bool = field(
+        False, "normalize each unit's incoming weights before the penalty (parseval_norm)"
+    )
+    groups: int = field(
+        1, "subgroup Parseval: only the block-diagonal of W Wᵀ over g unit groups", positive=True
+    )
+
+
+def penalty(w: jax.Array, scale, groups: int = 1, normalize_rows: bool = False) -> jax.Array:
+    """‖wᵀw − s I‖²_F for a weight ``w`` ``[fan_in, units]`` (units in ``groups`` blocks)."""
+    m = w.reshape(-1, w.shape[-1])
+    if normalize_rows:
+        m = m / jnp.linalg.norm(m, axis=0, keepdims=True)
+    gram = m.T @ m
+    units = gram.shape[0]
+    if groups > 1:
+        block = jnp.arange(units) // (units // groups)
+        gram = jnp.where(block[:, None] == block[None, :], gram, 0.0)
+    return jnp.sum((gram - scale * jnp.eye(units, dtype=gram.dtype)) ** 2)
+
+
+def _build(config: ParsevalConfig, ctx: Context) -> Parts:
+    layers = require_unit_layers(ctx, "parseval")
+    shapes = jax.eval_shape(ctx.net.init, jax.random.PRNGKey(0))
+    terms = []  # (path of the weight, its s, its λ)
+    for layer in layers:
+        units = layer.units
+        if units % config.groups:
+            raise ConfigError(
+                f"parseval.groups = {config.groups} must divide every hidden width; "
+                f"{layer.name} has {units} units"
+            )
+        if config.scale_from_init:
+            # Kaiming/LeCun-uniform: b = g·√(3/fan_in), so g² = b²·fan_in/3 (fan_in: every
+            # axis of the weight but the unit axis, as the init counts it)
+            fan_in = math.prod(get(shapes, layer.incoming).shape[:-1])
+            scale = layer.init_bound**2 * fan_in / 3.0
+        else:
+            scale = config.scale
+        weight = config.coefficient
+        if config.width_correction:
+            weight = weight * (64.0 / units) ** 2
+        terms.append((layer.incoming, scale, weight))
+
+    def init(params):
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("parseval needs params")
+        for path, scale, weight in terms:
+            w = get(params, path)
+            g = jax.grad(penalty)(w, scale, config.groups, config.normalize_rows)
+            updates = replace(updates, path, get(updates, path) + weight * g)
+        return updates, state
+
+    return Parts(gradient=optax.GradientTransformation(init, update))
+
+
+PARSEVAL = Remedy(
+    name="parseval",
+    summary="Parseval regularization: add λ Σ ‖W Wᵀ − s I‖²_F over the hidden layers",
+    source="Chung, Cherif, Meger & Precup 2024 (NeurIPS); official code wechu/parseval_reg",
+    config=ParsevalConfig,
+    build=_build,
+    parts=("gradient",),
+)
