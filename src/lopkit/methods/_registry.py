@@ -24,6 +24,7 @@ from lopkit.methods._reset_head import RESET_HEAD
 from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
 from lopkit.methods._snr import SNR
+from lopkit.methods._spectral import SPECTRAL
 from lopkit.methods._upgd import UPGD
 from lopkit.methods._weight_clip import WEIGHT_CLIP
 
@@ -49,6 +50,7 @@ REMEDIES: dict[str, Remedy] = {
         RESET_HEAD,
         RESET_ALL,
         PARSEVAL,
+        SPECTRAL,
     )
 }
 
