@@ -17,6 +17,7 @@ from lopkit.methods._dropout import DROPOUT
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._nap import NAP
 from lopkit.methods._parseval import PARSEVAL
 from lopkit.methods._redo import REDO
 from lopkit.methods._reset_all import RESET_ALL
@@ -51,6 +52,7 @@ REMEDIES: dict[str, Remedy] = {
         RESET_ALL,
         PARSEVAL,
         SPECTRAL,
+        NAP,
     )
 }
 
