@@ -14,6 +14,7 @@ from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
 from lopkit.methods._cbp import CBP
 from lopkit.methods._crelu import CRELU
 from lopkit.methods._dropout import DROPOUT
+from lopkit.methods._fire import FIRE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
@@ -53,6 +54,7 @@ REMEDIES: dict[str, Remedy] = {
         PARSEVAL,
         SPECTRAL,
         NAP,
+        FIRE,
     )
 }
 
