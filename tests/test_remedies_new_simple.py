@@ -128,7 +128,9 @@ def test_nap_keeps_every_weight_and_each_layernorm_pair_at_its_init_norm():
                 np.linalg.norm(params[name]["w"][k]), np.linalg.norm(init[name]["w"][k]), rtol=1e-5
             )
         assert not np.allclose(params["hidden_0"]["w"][k], init["hidden_0"]["w"][k])  # it learns
-        pair = np.concatenate([params["hidden_0"]["ln_scale"][k], params["hidden_0"]["ln_offset"][k]])
+        pair = np.concatenate(
+            [params["hidden_0"]["ln_scale"][k], params["hidden_0"]["ln_offset"][k]]
+        )
         np.testing.assert_allclose(np.linalg.norm(pair), np.sqrt(5.0), rtol=1e-5)  # ‖[1…1, 0…0]‖
 
 
@@ -155,7 +157,9 @@ def test_newton_schulz_gives_the_svd_polar_factor():
     code = isometry(w, 20, "code")  # the official code's √(d_out/d_in): 1 for a square W
     np.testing.assert_allclose(code, newton_schulz(w, 20), atol=1e-6)
     tall = jax.random.normal(jax.random.PRNGKey(3), (6, 2))
-    np.testing.assert_allclose(isometry(tall, 20, "code"), newton_schulz(tall, 20) / np.sqrt(3.0), atol=1e-6)
+    np.testing.assert_allclose(
+        isometry(tall, 20, "code"), newton_schulz(tall, 20) / np.sqrt(3.0), atol=1e-6
+    )
 
 
 def test_fire_at_a_boundary_makes_every_weight_an_isometry_and_keeps_biases():
@@ -198,7 +202,8 @@ def test_dash_shrinks_each_unit_by_its_clipped_cosine_with_the_negative_mean_gra
     g = _with(g, "hidden_0", "w", [[-1.0, 1.0], [-1.0, 0.0]])
     g = _with(g, "hidden_0", "b", [-1.0, -1.0])
     for scale in (0.5, 1.5):
-        out, state = tx.update(jax.tree_util.tree_map(lambda x: scale * x, g), state, params)
+        scaled = jax.tree_util.tree_map(lambda x, s=scale: s * x, g)
+        out, state = tx.update(scaled, state, params)
     np.testing.assert_array_equal(out["hidden_0"]["w"], 1.5 * g["hidden_0"]["w"])  # passed on
     new, opt_state = event.apply(params, (state,), KEY)
     c = 1 / np.sqrt(2)
@@ -234,7 +239,9 @@ def test_dff_features_are_sine_and_cosine_of_the_preactivation():
 def test_dff_is_an_activation_option_and_refuses_crelu_and_conv_nets():
     e = make_experiment("scr", "dff", {}, seeds=1, steps=100, bin_size=100, metrics=())
     assert e.build()[0].learner.net.config.fourier
-    matched = make_experiment("scr", "dff", {"dff.match_params": "true"}, seeds=1, steps=100, bin_size=100)
+    matched = make_experiment(
+        "scr", "dff", {"dff.match_params": "true"}, seeds=1, steps=100, bin_size=100
+    )
     assert matched.build()[0].learner.net.config.sizes == (20, 5, 1)  # (the crelu rule: 5 units)
     with pytest.raises(ConfigError, match="crelu and fourier"):
         make_experiment("scr", "dff+crelu", {}, seeds=1, steps=100, bin_size=100).build()

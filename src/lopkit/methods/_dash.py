@@ -57,7 +57,7 @@ class DASHConfig:
     """DASH (Shin et al. 2024); λ 0.3 and α 0.3 are the official code's defaults."""
 
     floor: float = field(
-        0.3, "λ: a unit's weights shrink by max(cos(w, −ḡ), λ) (at most by λ)",
+        0.3, "λ: a unit's weights are multiplied by clip(cos(w, −ḡ), λ, 1)",
         unit_interval=True, axis=True,
     )  # fmt: skip
     average: str = field(
@@ -126,9 +126,9 @@ def _build(config: DASHConfig, ctx: Context) -> Parts:
 
         params = update_leaves(params, paths, shrink)
         opt_state = jax.tree_util.tree_map(
-            lambda n: DASHState(jax.tree_util.tree_map(jnp.zeros_like, n.direction))
-            if is_state(n)
-            else n,
+            lambda n: (
+                DASHState(jax.tree_util.tree_map(jnp.zeros_like, n.direction)) if is_state(n) else n
+            ),
             opt_state,
             is_leaf=is_state,
         )
@@ -139,8 +139,8 @@ def _build(config: DASHConfig, ctx: Context) -> Parts:
 
 DASH = Remedy(
     name="dash",
-    summary="at each task start shrink each unit's weights by max(cos(w, −ḡ), λ) (ḡ: recent gradient)",
-    source="Shin, Oh, Cho & Yun 2024 (NeurIPS); official code baekrok/DASH-Direction-Aware-SHrinking",
+    summary="at each task start shrink each unit's weights by max(cos(w, −ḡ), λ) (ḡ recent)",
+    source="Shin, Oh, Cho & Yun 2024 (NeurIPS); code baekrok/DASH-Direction-Aware-SHrinking",
     config=DASHConfig,
     build=_build,
     parts=("gradient", "boundary"),

@@ -63,7 +63,7 @@ def _build(config: DFFConfig, ctx: Context) -> Parts:
 DFF = Remedy(
     name="dff",
     summary="deep Fourier features: each hidden unit outputs [sin(z), cos(z)]",
-    source="Lewandowski, Schuurmans & Machado 2025 (ICLR), Plastic learning with deep Fourier features",
+    source="Lewandowski, Schuurmans & Machado 2025 (ICLR), 'Plastic learning with deep Fourier…'",
     config=DFFConfig,
     build=_build,
     parts=("architecture",),

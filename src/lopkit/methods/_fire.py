@@ -97,6 +97,7 @@ def _build(config: FIREConfig, ctx: Context) -> Parts:
         )
 
     if config.every == 0:
+
         def event(params, opt_state, key):
             return fire(params), opt_state
 
@@ -120,7 +121,7 @@ def _build(config: FIREConfig, ctx: Context) -> Parts:
 
 FIRE = Remedy(
     name="fire",
-    summary="at each task start (or every N steps) every weight → its nearest isometry (Newton–Schulz)",
+    summary="at each task start (or every N steps) each weight → nearest isometry (Newton–Schulz)",
     source="Han, Park, Oh, Kim, Lee & Kim 2026 (ICLR); official code isaac7778/FIRE",
     config=FIREConfig,
     build=_build,

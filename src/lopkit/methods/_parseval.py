@@ -65,9 +65,7 @@ class ParsevalConfig:
     scale_from_init: bool = field(
         True, "s_l = (init gain of layer l)², as the official code's s = init_gain²"
     )
-    scale: float = field(
-        1.0, "s when scale_from_init is off", positive=True, axis=True
-    )
+    scale: float = field(1.0, "s when scale_from_init is off", positive=True, axis=True)
     width_correction: bool = field(
         False, "multiply λ by (64 / width)² (the official code: λ was tuned for width 64)"
     )

@@ -12,9 +12,9 @@ from lopkit._errors import ConfigError
 from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS
 from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
 from lopkit.methods._cbp import CBP
+from lopkit.methods._crelu import CRELU
 from lopkit.methods._dash import DASH
 from lopkit.methods._dff import DFF
-from lopkit.methods._crelu import CRELU
 from lopkit.methods._dropout import DROPOUT
 from lopkit.methods._fire import FIRE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
