@@ -44,7 +44,7 @@ def _with(params, layer, key, value):
 def test_parseval_adds_four_lambda_w_times_gram_minus_s_identity_to_hidden_weights_only():
     net = _net()
     params = _with(net.init(KEY), "hidden_0", "w", [[1.0, 2.0], [0.0, 1.0]])
-    tx = _parts("parseval", net, coefficient=0.5, scale_from_init=False, scale=1.0).gradient
+    tx = _parts("parseval", net, coefficient=0.5, scale=1.0).gradient
     out, _ = tx.update(_zeros(params), tx.init(params), params)
     # wᵀw = [[1, 2], [2, 5]]; wᵀw − I = [[0, 2], [2, 4]]; 4λ w (wᵀw − I) = 2·[[4, 10], [2, 4]]
     np.testing.assert_allclose(out["hidden_0"]["w"], [[8.0, 20.0], [4.0, 8.0]], rtol=1e-6)
@@ -55,7 +55,7 @@ def test_parseval_adds_four_lambda_w_times_gram_minus_s_identity_to_hidden_weigh
 def test_parseval_groups_compare_only_the_block_diagonal():
     net = _net()
     params = _with(net.init(KEY), "hidden_0", "w", [[1.0, 2.0], [0.0, 1.0]])
-    tx = _parts("parseval", net, coefficient=0.5, scale_from_init=False, groups=2).gradient
+    tx = _parts("parseval", net, coefficient=0.5, scale=1.0, groups=2).gradient
     out, _ = tx.update(_zeros(params), tx.init(params), params)
     # block-diagonal gram [[1, 0], [0, 5]] − I = [[0, 0], [0, 4]]; 2·w·that = [[0, 16], [0, 8]]
     np.testing.assert_allclose(out["hidden_0"]["w"], [[0.0, 16.0], [0.0, 8.0]], rtol=1e-6)
@@ -291,3 +291,40 @@ def test_spectral_state_is_found_in_the_optimizer_state():
     _, learner = _run("scr", "l2+spectral", {"flip_period": 50}, 100, 100, seeds=1)
     state = spectral_state(learner["opt_state"])
     assert state is not None and float(state.sigma["hidden_0/w"][0]) > 0
+
+
+@pytest.mark.parametrize(
+    ("method", "settings"),
+    [
+        ("parseval", {"parseval.scale": "1,2"}),
+        ("spectral", {"spectral.exponent": "1,2"}),
+        ("dash", {"dash.average": "ema", "dash.alpha": "0.1,0.9"}),
+    ],
+)
+def test_continuous_settings_are_list_axes(method, settings):
+    """A list of values is one program whose runs differ (the grid = each alone is
+    tests/test_exact_batching.py's)."""
+    grid = make_experiment(
+        "scr", method, {"flip_period": 50, **settings}, seeds=1, steps=200, bin_size=100,
+        metrics=(),
+    )  # fmt: skip
+    ((name, values),) = grid.axes
+    assert len(values) == 2
+    program, _ = grid.build()
+    seeds, values = grid.runs()
+    state = program.init(jnp.asarray(seeds), jax.tree_util.tree_map(jnp.asarray, values))
+    _, errors, _ = program.chunk(state, jnp.int32(0), 2)
+    errors = np.asarray(errors)
+    assert np.isfinite(errors).all() and not np.array_equal(errors[0], errors[1])
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("normalize_rows", [False, True])
+def test_parseval_closed_form_gradient_equals_autodiff_of_the_penalty(groups, normalize_rows):
+    from lopkit.methods._parseval import penalty_gradient
+
+    w = jax.random.normal(jax.random.PRNGKey(4), (5, 4))
+    auto = jax.grad(penalty)(w, 1.5, groups, normalize_rows)
+    np.testing.assert_allclose(
+        penalty_gradient(w, 1.5, groups, normalize_rows), auto, rtol=2e-5, atol=1e-5
+    )

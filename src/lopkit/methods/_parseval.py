@@ -17,9 +17,9 @@ Settings and where they come from (official code ``parseval_reg/agent.py``, PPO 
   LunarLander and the quadruped (``main.py`` per-environment defaults).
 * s (``scale``): the official code sets s = g², g the layers' init gain (2 when no gain is
   given, ``agent.py`` lines 286–290), so the penalty is 0 on average at an orthogonal
-  init of gain g. ``scale_from_init`` (default) does the same with lopkit's init: s_l =
-  g_l², g_l the gain of layer l's Kaiming/LeCun bound (2 for ReLU, 1 for LeCun); off, s is
-  ``scale``.
+  init of gain g. ``scale = 0`` (default) does the same with lopkit's init: s_l = g_l², g_l
+  the gain of layer l's Kaiming/LeCun bound (2 for ReLU, 1 for LeCun); any other value is
+  s for every layer (and may be swept).
 * ``width_correction``: the official code multiplies λ by (64 / width)², because λ was
   tuned for width 64 (``agent.py`` line 315); off by default (λ as the formula writes it).
 * ``normalize_rows``: the official ``parseval_norm`` ablation: each unit's incoming
@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from lopkit._config import field
+from lopkit._config import field, static_zero
 from lopkit._errors import ConfigError
 from lopkit.methods._base import Context, Parts, Remedy
 from lopkit.methods._resets import require_unit_layers
@@ -62,10 +62,12 @@ class ParsevalConfig:
     coefficient: float = field(
         1e-3, "λ: the loss gets λ Σ_l ‖W_l W_lᵀ − s I‖²_F", nonnegative=True, axis=True
     )
-    scale_from_init: bool = field(
-        True, "s_l = (init gain of layer l)², as the official code's s = init_gain²"
+    scale: float = field(
+        0.0,
+        "s; 0: s_l = (init gain of layer l)², as the official code's s = init_gain²",
+        nonnegative=True,
+        axis=True,
     )
-    scale: float = field(1.0, "s when scale_from_init is off", positive=True, axis=True)
     width_correction: bool = field(
         False, "multiply λ by (64 / width)² (the official code: λ was tuned for width 64)"
     )
@@ -77,17 +79,37 @@ class ParsevalConfig:
     )
 
 
-def penalty(w: jax.Array, scale, groups: int = 1, normalize_rows: bool = False) -> jax.Array:
-    """‖wᵀw − s I‖²_F for a weight ``w`` ``[fan_in, units]`` (units in ``groups`` blocks)."""
-    m = w.reshape(-1, w.shape[-1])
-    if normalize_rows:
-        m = m / jnp.linalg.norm(m, axis=0, keepdims=True)
-    gram = m.T @ m
+def _gram_gap(m: jax.Array, scale, groups: int) -> jax.Array:
+    """D = M ⊙ (mᵀm) − s I, M the block-diagonal mask of ``groups`` unit groups."""
+    # einsum, not m.T @ m: XLA:CPU lowers the transposed product differently for a batch of
+    # runs and for one run (one rounding apart); the einsum lowers the same way in both
+    gram = jnp.einsum("ij,ik->jk", m, m)
     units = gram.shape[0]
     if groups > 1:
         block = jnp.arange(units) // (units // groups)
         gram = jnp.where(block[:, None] == block[None, :], gram, 0.0)
-    return jnp.sum((gram - scale * jnp.eye(units, dtype=gram.dtype)) ** 2)
+    return gram - scale * jnp.eye(units, dtype=gram.dtype)
+
+
+def penalty(w: jax.Array, scale, groups: int = 1, normalize_rows: bool = False) -> jax.Array:
+    """‖M ⊙ (wᵀw) − s I‖²_F for a weight ``w`` ``[fan_in, units]`` (M: ``groups`` blocks)."""
+    m = w.reshape(-1, w.shape[-1])
+    if normalize_rows:
+        m = m / jnp.linalg.norm(m, axis=0, keepdims=True)
+    return jnp.sum(_gram_gap(m, scale, groups) ** 2)
+
+
+def penalty_gradient(w: jax.Array, scale, groups: int = 1, normalize_rows: bool = False):
+    """∂ penalty / ∂w = 4 m D (D symmetric, zero off the mask), through the column
+    normalization m = w_i / ‖w_i‖ when ``normalize_rows``: (g − m (m·g)) / ‖w_i‖."""
+    m = w.reshape(-1, w.shape[-1])
+    norm = jnp.sqrt(jnp.sum(m * m, axis=0, keepdims=True))
+    if normalize_rows:
+        m = m / norm
+    g = 4.0 * jnp.einsum("ij,jk->ik", m, _gram_gap(m, scale, groups))
+    if normalize_rows:
+        g = (g - m * jnp.sum(m * g, axis=0, keepdims=True)) / norm
+    return g.reshape(w.shape)
 
 
 def _build(config: ParsevalConfig, ctx: Context) -> Parts:
@@ -101,7 +123,7 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
                 f"parseval.groups = {config.groups} must divide every hidden width; "
                 f"{layer.name} has {units} units"
             )
-        if config.scale_from_init:
+        if static_zero(config.scale):
             # Kaiming/LeCun-uniform: b = g·√(3/fan_in), so g² = b²·fan_in/3 (fan_in: every
             # axis of the weight but the unit axis, as the init counts it)
             fan_in = math.prod(get(shapes, layer.incoming).shape[:-1])
@@ -121,7 +143,7 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
             raise ValueError("parseval needs params")
         for path, scale, weight in terms:
             w = get(params, path)
-            g = jax.grad(penalty)(w, scale, config.groups, config.normalize_rows)
+            g = penalty_gradient(w, scale, config.groups, config.normalize_rows)
             updates = replace(updates, path, get(updates, path) + weight * g)
         return updates, state
 
