@@ -85,10 +85,12 @@ def power_iteration(
     """(σ, u, v) after ``steps`` power iterations on matrix ``m`` from right vector ``v``."""
     v = _unit(v)
     u = v[:0]
+    # einsum, not m.T @ u: XLA:CPU may lower a transposed product differently for a batch of
+    # runs and for one run (one rounding apart); the einsums lower the same way in both
     for _ in range(steps):
-        u = _unit(m @ v)
-        v = _unit(m.T @ u)
-    return u @ m @ v, u, v
+        u = _unit(jnp.einsum("ij,j->i", m, v))
+        v = _unit(jnp.einsum("ij,i->j", m, u))
+    return jnp.einsum("i,ij,j->", u, m, v), u, v
 
 
 def _key(path: tuple[str, ...]) -> str:
