@@ -328,3 +328,28 @@ def test_parseval_closed_form_gradient_equals_autodiff_of_the_penalty(groups, no
     np.testing.assert_allclose(
         penalty_gradient(w, 1.5, groups, normalize_rows), auto, rtol=2e-5, atol=1e-5
     )
+
+
+def test_parseval_diagonal_layers_scale_and_shift_each_unit_and_are_not_regularized():
+    net = _net(diagonal=True)
+    params = net.init(KEY)
+    np.testing.assert_array_equal(params["hidden_0"]["diag_scale"], 1.0)
+    np.testing.assert_array_equal(params["hidden_0"]["diag_offset"], 0.0)
+    params = _with(params, "hidden_0", "w", [[1.0, 0.0], [0.0, 1.0]])
+    params = _with(params, "hidden_0", "diag_scale", [2.0, -1.0])
+    params = _with(params, "hidden_0", "diag_offset", [0.5, 0.0])
+    _, trace = net.apply(params, jnp.array([[1.0, 3.0]]))
+    np.testing.assert_allclose(trace.pre[0][0], [2.5, -3.0])  # z·c + d
+    np.testing.assert_allclose(trace.hidden[0][0], [2.5, 0.0])  # then ReLU
+    layer = net.unit_layers[0]
+    assert (("hidden_0", "diag_scale"), ("hidden_0", "diag_offset")) == layer.extra[-2:]
+    assert layer.extra_reset[-2:] == (1.0, 0.0)  # a reset unit gets scale 1, offset 0
+    e = make_experiment("scr", "parseval", {"parseval.diagonal_layers": "true"}, seeds=1)
+    learner = e.build()[0].learner
+    assert learner.net.config.diagonal
+    tx = learner.method.parts[0].gradient
+    p = learner.net.init(KEY)
+    out, _ = tx.update(_zeros(p), tx.init(p), p)
+    np.testing.assert_array_equal(out["hidden_0"]["diag_scale"], 0.0)
+    with pytest.raises(ConfigError, match="diagonal_layers"):
+        _parts("parseval", ConvNet(ConvNetConfig()), diagonal_layers=True)

@@ -26,11 +26,13 @@ Settings and where they come from (official code ``parseval_reg/agent.py``, PPO 
   weights are normalized to norm 1 before the penalty (then only angles are regularized).
 * ``groups``: subgroup Parseval (``parseval_num_groups``): only the block-diagonal of
   W Wᵀ is compared with s I (units in g equal groups; the units must divide evenly).
+* ``diagonal_layers``: the paper's capacity relaxation, a learned per-unit scale c (init 1)
+  and offset d (init 0) after each hidden layer, z ← z·c + d (``DiagLinear`` in the
+  official ``utils.py``; on in its MetaWorld config, ``main.py``), not regularized, so the
+  layer's gain is free while its directions stay orthogonal. MLPs and agents only.
 
-Not here: the paper's capacity relaxations that add parameters to the network — a learnable
-per-unit scale after each layer ("diagonal layers", the MetaWorld default) and a learnable
-input scale. They need network options (a per-unit scale parameter in the MLP) that lopkit's
-networks do not have yet.
+Not here: the paper's other relaxation, a learnable scale of the input (``ScaleLayer``, the
+official quadruped config): lopkit's networks have no parameter outside their layers.
 
 References:
   Chung, Cherif, Meger & Precup. Parseval regularization for continual reinforcement
@@ -74,6 +76,11 @@ class ParsevalConfig:
     normalize_rows: bool = field(
         False, "normalize each unit's incoming weights before the penalty (parseval_norm)"
     )
+    diagonal_layers: bool = field(
+        False,
+        "add a learned per-unit scale and offset after each hidden layer (the paper's diagonal "
+        "layers; the official MetaWorld default)",
+    )
     groups: int = field(
         1, "subgroup Parseval: only the block-diagonal of W Wᵀ over g unit groups", positive=True
     )
@@ -114,6 +121,11 @@ def penalty_gradient(w: jax.Array, scale, groups: int = 1, normalize_rows: bool 
 
 def _build(config: ParsevalConfig, ctx: Context) -> Parts:
     layers = require_unit_layers(ctx, "parseval")
+    if config.diagonal_layers and not hasattr(getattr(ctx.net, "config", None), "diagonal"):
+        raise ConfigError(
+            "parseval.diagonal_layers adds a per-unit scale to MLP and agent layers; this "
+            "network (a ConvNet or ResNet) has no such option"
+        )
     shapes = jax.eval_shape(ctx.net.init, jax.random.PRNGKey(0))
     terms = []  # (path of the weight, its s, its λ)
     for layer in layers:
@@ -147,7 +159,8 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
             updates = replace(updates, path, get(updates, path) + weight * g)
         return updates, state
 
-    return Parts(gradient=optax.GradientTransformation(init, update))
+    architecture = {"diagonal": True} if config.diagonal_layers else None
+    return Parts(architecture=architecture, gradient=optax.GradientTransformation(init, update))
 
 
 PARSEVAL = Remedy(
@@ -156,5 +169,5 @@ PARSEVAL = Remedy(
     source="Chung, Cherif, Meger & Precup 2024 (NeurIPS); official code wechu/parseval_reg",
     config=ParsevalConfig,
     build=_build,
-    parts=("gradient",),
+    parts=("architecture", "gradient"),
 )

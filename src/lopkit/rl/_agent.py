@@ -56,6 +56,7 @@ class ActorCriticConfig:
     layernorm: bool = field(False, "LayerNorm before each hidden activation")
     crelu: bool = field(False, "concatenated ReLU")
     fourier: bool = field(False, "deep Fourier features [sin(z), cos(z)]")
+    diagonal: bool = field(False, "a learned per-unit scale and offset before each activation")
     dropout: float = field(0.0, "dropout rate on hidden features in training", open_unit=True)
 
 
@@ -69,6 +70,7 @@ class ActorCritic(Network):
             "layernorm": config.layernorm,
             "crelu": config.crelu,
             "fourier": config.fourier,
+            "diagonal": config.diagonal,
             "dropout": config.dropout,
             "init": config.init,
             "zero_inputs": config.zero_inputs,
