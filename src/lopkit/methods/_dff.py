@@ -10,8 +10,9 @@ have slope at most 1, so ReLU's √2 does not apply.
 Width: the next layer reads twice the features, which adds parameters. ``match_params``
 scales every hidden width by one common factor so that the parameter count is closest to
 the base network's (the same rule as ``crelu.match_params``). Off by default: the widths are
-kept. Whether the paper halves the units or keeps them we could not confirm from its text
-here; ``match_params`` gives the equal-parameter comparison.
+kept, as in Plasticine's DFF networks (``plasticine/ppo_continual_dmc_base.py``: the hidden
+width stays and the next layer reads twice it). Whether the paper halves the units we could
+not confirm from its text here; ``match_params`` gives the equal-parameter comparison.
 
 The paper combines deep Fourier features with regularization (its abstract: "combined
 with regularization"); compose with one, e.g. ``dff+l2`` or ``dff+spectral``.

@@ -19,6 +19,11 @@ common part). ``project_output``: the output layer, which no normalization follo
 projected too by default ("each weight matrix"); off, it is left free. The output
 layer's bias is never projected.
 
+Elsewhere: Plasticine's NaP (``plasticine/ppo_continual_dmc_base.py``,
+``plasticine_normalize_and_project``) projects a normalization layer's scale and offset
+jointly to norm √2 whatever the width, where the initial norm of (1, …, 1, 0, …, 0) is
+√units; here the target is each pair's own initial norm.
+
 References:
   Lyle, Zheng, Khetarpal, van Hasselt, Pascanu, Martens & Dabney. Normalization and
   effective learning rates in reinforcement learning. NeurIPS 2024 (Normalize-and-Project).
