@@ -353,3 +353,31 @@ def test_parseval_diagonal_layers_scale_and_shift_each_unit_and_are_not_regulari
     np.testing.assert_array_equal(out["hidden_0"]["diag_scale"], 0.0)
     with pytest.raises(ConfigError, match="diagonal_layers"):
         _parts("parseval", ConvNet(ConvNetConfig()), diagonal_layers=True)
+
+
+def test_the_matrix_remedies_act_on_a_convnet_kernel_by_kernel():
+    """parseval, spectral, fire, dash on the ConvNet's params: kernels regularized in
+    unfolded form, shapes kept, values finite (the binary benchmark's network)."""
+    net = ConvNet(ConvNetConfig())
+    params = net.init(KEY)
+    grads = jax.tree_util.tree_map(lambda p: 0.01 * jnp.ones_like(p), params)
+    for name in ("parseval", "spectral", "dash"):
+        tx = _parts(name, net).gradient
+        out, _ = tx.update(grads, tx.init(params), params)
+        assert jax.tree_util.tree_structure(out) == jax.tree_util.tree_structure(params)
+        assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(out))
+        changed = not np.array_equal(out["conv_1"]["w"], grads["conv_1"]["w"])
+        assert changed == (name != "dash"), name  # dash passes the gradient on
+    for scale in ("none", "code"):
+        new, _ = _parts("fire", net, scale=scale).boundary.apply(params, (), KEY)
+        k = np.asarray(new["conv_1"]["w"])  # [3, 3, 32, 64]
+        assert k.shape == params["conv_1"]["w"].shape and np.isfinite(k).all()
+        if scale == "none":  # the unfolded [288, 64] kernel has orthonormal columns
+            m = k.reshape(-1, 64)
+            np.testing.assert_allclose(m.T @ m, np.eye(64), atol=2e-3)
+    parts = _parts("dash", net)
+    state = parts.gradient.init(params)
+    _, state = parts.gradient.update(grads, state, params)
+    new, _ = parts.boundary.apply(params, (state,), KEY)
+    ratio = np.asarray(new["conv_1"]["w"]) / np.asarray(params["conv_1"]["w"])
+    assert (ratio >= 0.3 - 1e-6).all() and (ratio <= 1 + 1e-6).all()
