@@ -381,3 +381,10 @@ def test_the_matrix_remedies_act_on_a_convnet_kernel_by_kernel():
     new, _ = parts.boundary.apply(params, (state,), KEY)
     ratio = np.asarray(new["conv_1"]["w"]) / np.asarray(params["conv_1"]["w"])
     assert (ratio >= 0.3 - 1e-6).all() and (ratio <= 1 + 1e-6).all()
+
+
+def test_nap_leaves_a_zeroed_head_at_zero_instead_of_dividing_by_zero():
+    settings = {"flip_period": 50, "reset_head.init": "zero"}
+    errors, learner = _run("scr", "reset_head+nap", settings, 100, 100, seeds=1)
+    assert np.isfinite(errors).all()
+    assert all(np.isfinite(x).all() for x in jax.tree_util.tree_leaves(learner["params"]))

@@ -54,14 +54,19 @@ def _norm(*arrays: jax.Array) -> jax.Array:
     return jnp.sqrt(sum(jnp.sum(a * a) for a in arrays))
 
 
+def _factor(target: jax.Array, norm: jax.Array) -> jax.Array:
+    """target / norm; 1 for a zero tensor (e.g. a head reset to zeros: nothing to rescale)."""
+    return jnp.where(norm > 0, target / jnp.where(norm > 0, norm, 1.0), 1.0)
+
+
 def project(params, weights, pairs, targets):
     """Every weight at ``weights`` to its target norm; every (scale, offset) pair jointly."""
     for path in weights:
         w = get(params, path)
-        params = replace(params, path, w * (targets["/".join(path)] / _norm(w)))
+        params = replace(params, path, w * _factor(targets["/".join(path)], _norm(w)))
     for scale_path, offset_path in pairs:
         g, b = get(params, scale_path), get(params, offset_path)
-        factor = targets["/".join(scale_path)] / _norm(g, b)
+        factor = _factor(targets["/".join(scale_path)], _norm(g, b))
         params = replace(params, scale_path, g * factor)
         params = replace(params, offset_path, b * factor)
     return params

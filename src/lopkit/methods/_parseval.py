@@ -111,6 +111,7 @@ def penalty_gradient(w: jax.Array, scale, groups: int = 1, normalize_rows: bool 
     normalization m = w_i / ‖w_i‖ when ``normalize_rows``: (g − m (m·g)) / ‖w_i‖."""
     m = w.reshape(-1, w.shape[-1])
     norm = jnp.sqrt(jnp.sum(m * m, axis=0, keepdims=True))
+    norm = jnp.where(norm > 0, norm, 1.0)  # a zero column stays 0
     if normalize_rows:
         m = m / norm
     g = 4.0 * jnp.einsum("ij,jk->ik", m, _gram_gap(m, scale, groups))

@@ -83,11 +83,12 @@ def power_iteration(
     m: jax.Array, v: jax.Array, steps: int = 1
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """(σ, u, v) after ``steps`` power iterations on matrix ``m`` from right vector ``v``."""
-    v = _unit(v)
-    u = v[:0]
     # einsum, not m.T @ u: XLA:CPU may lower a transposed product differently for a batch of
     # runs and for one run (one rounding apart); the einsums lower the same way in both
-    for _ in range(steps):
+    v = _unit(v)
+    u = _unit(jnp.einsum("ij,j->i", m, v))
+    v = _unit(jnp.einsum("ij,i->j", m, u))
+    for _ in range(steps - 1):
         u = _unit(jnp.einsum("ij,j->i", m, v))
         v = _unit(jnp.einsum("ij,i->j", m, u))
     return jnp.einsum("i,ij,j->", u, m, v), u, v
