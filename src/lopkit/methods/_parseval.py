@@ -136,13 +136,14 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
                 f"parseval.groups = {config.groups} must divide every hidden width; "
                 f"{layer.name} has {units} units"
             )
+        # Kaiming/LeCun-uniform: b = g·√(3/fan_in), so g² = b²·fan_in/3 (fan_in: every axis
+        # of the weight but the unit axis, as the init counts it)
+        fan_in = math.prod(get(shapes, layer.incoming).shape[:-1])
+        gain2 = layer.init_bound**2 * fan_in / 3.0
         if static_zero(config.scale):
-            # Kaiming/LeCun-uniform: b = g·√(3/fan_in), so g² = b²·fan_in/3 (fan_in: every
-            # axis of the weight but the unit axis, as the init counts it)
-            fan_in = math.prod(get(shapes, layer.incoming).shape[:-1])
-            scale = layer.init_bound**2 * fan_in / 3.0
-        else:
-            scale = config.scale
+            scale = gain2
+        else:  # a number, or a traced value of a grid (where 0 means g² too)
+            scale = jnp.where(config.scale == 0, gain2, config.scale)
         weight = config.coefficient
         if config.width_correction:
             weight = weight * (64.0 / units) ** 2
