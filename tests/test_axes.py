@@ -33,8 +33,9 @@ RUN = dict(seeds=2, steps=200, bin_size=100, block_size=20, metrics=(), metrics_
 METHOD = (
     "l2+l2_init+shrink_perturb+upgd+l2_decoupled"
     "+cbp+snr+redo+weight_clip+adam_equal_betas+shrink_perturb_boundary"
+    "+parseval+spectral+dash"
 )
-FIXED = {"hidden": "20", "flip_period": 40, "redo.reset_every": 10}
+FIXED = {"hidden": "20", "flip_period": 40, "redo.reset_every": 10, "dash.average": "ema"}
 SWEPT = {
     "lr": (0.003, 0.001, 0.006),
     "eps": (1e-8, 1e-6, 1e-4),
@@ -58,6 +59,12 @@ SWEPT = {
     "adam_equal_betas.beta": (0.9, 0.95, 0.99),
     "shrink_perturb_boundary.shrink": (0.5, 0.8, 0.9),
     "shrink_perturb_boundary.noise_std": (0.0, 0.01, 0.1),
+    "parseval.coefficient": (1e-3, 1e-2, 1e-4),
+    "parseval.scale": (0.0, 1.0, 2.0),  # 0: each layer's init gain²
+    "spectral.coefficient": (1e-4, 1e-3, 1e-2),
+    "spectral.exponent": (1.0, 2.0, 3.0),
+    "dash.floor": (0.1, 0.3, 0.6),
+    "dash.alpha": (0.1, 0.3, 0.9),
 }
 
 

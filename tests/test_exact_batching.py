@@ -41,8 +41,18 @@ SWEEP = {
     "l2_init": {"l2_init.weight_decay": "0.001,0.01"},
     "l2_decoupled": {"l2_decoupled.weight_decay": "0.001,0.01"},
     "adam_equal_betas": {"adam_equal_betas.beta": "0.9,0.99"},
+    "parseval": {"parseval.coefficient": "0.001,0.01"},
+    "spectral": {"spectral.coefficient": "0.001,0.01"},
+    "dash": {"dash.floor": "0.1,0.6"},
+    # nap, fire (its boundaries), dff: the step size
 }
-COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
+COMPOSITIONS = [
+    "cbp+l2",
+    "redo+shrink_perturb",
+    "l2_init+cbp+reset_head",
+    "dash+l2",
+    "fire+cbp",
+]
 
 
 def _settings(method: str) -> dict[str, str]:

@@ -13,16 +13,22 @@ from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS
 from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
 from lopkit.methods._cbp import CBP
 from lopkit.methods._crelu import CRELU
+from lopkit.methods._dash import DASH
+from lopkit.methods._dff import DFF
 from lopkit.methods._dropout import DROPOUT
+from lopkit.methods._fire import FIRE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._nap import NAP
+from lopkit.methods._parseval import PARSEVAL
 from lopkit.methods._redo import REDO
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
 from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
 from lopkit.methods._snr import SNR
+from lopkit.methods._spectral import SPECTRAL
 from lopkit.methods._upgd import UPGD
 from lopkit.methods._weight_clip import WEIGHT_CLIP
 
@@ -47,6 +53,12 @@ REMEDIES: dict[str, Remedy] = {
         WEIGHT_CLIP,
         RESET_HEAD,
         RESET_ALL,
+        PARSEVAL,
+        SPECTRAL,
+        NAP,
+        FIRE,
+        DASH,
+        DFF,
     )
 }
 

@@ -2,7 +2,8 @@
 
 Parameters are a plain dict pytree::
 
-    {"hidden_0": {"w": [in, n0], "b": [n0], ("ln_scale", "ln_offset": [n0])},
+    {"hidden_0": {"w": [in, n0], "b": [n0], ("ln_scale", "ln_offset", "diag_scale",
+                  "diag_offset": [n0])},
      ...,
      "output":   {"w": [features_{L-1}, out], "b": [out]}}
 
@@ -37,8 +38,9 @@ LN_EPS = 1e-5
 class Trace(NamedTuple):
     """What a forward pass exposes per hidden layer (lists in layer order).
 
-    pre: ``[batch, units]`` pre-activations (after LayerNorm when it is on).
-    hidden: ``[batch, features]`` post-activation features (features = 2·units for CReLU).
+    pre: ``[batch, units]`` pre-activations (after LayerNorm and the diagonal scale when on).
+    hidden: ``[batch, features]`` post-activation features (features = 2·units for CReLU
+      and deep Fourier features).
     """
 
     pre: list[jax.Array]
@@ -54,7 +56,13 @@ class MLPConfig:
     )
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     layernorm: bool = field(False, "LayerNorm before each hidden activation (Lyle et al. 2023)")
+    diagonal: bool = field(
+        False,
+        "a learned per-unit scale (init 1) and offset (init 0) before each hidden activation, "
+        "after LayerNorm if any (Parseval's diagonal layers, Chung et al. 2024)",
+    )
     crelu: bool = field(False, "concatenated ReLU [relu(z), relu(−z)] (Abbas et al. 2023)")
+    fourier: bool = field(False, "deep Fourier features [sin(z), cos(z)] (Lewandowski et al. 2025)")
     dropout: float = field(
         0.0, "inverted dropout rate on hidden features in training", open_unit=True
     )
@@ -81,14 +89,23 @@ class MLP(Network):
     """An MLP as pure functions of a params pytree. Hashable by its config (static in jit)."""
 
     def __init__(self, config: MLPConfig):
+        if config.crelu and config.fourier:
+            from lopkit._errors import ConfigError
+
+            raise ConfigError(
+                "crelu and fourier (deep Fourier features, remedy dff) are two activations of "
+                "the same units; choose one"
+            )
         self.config = config
         self.activation = ACTIVATIONS["relu" if config.crelu else config.activation]
         self.hidden_sizes = config.sizes[1:-1]
         self.names = [f"hidden_{i}" for i in range(len(self.hidden_sizes))] + ["output"]
-        mult = 2 if config.crelu else 1
+        mult = 2 if config.crelu or config.fourier else 1
         inputs = config.sizes[0] + config.zero_inputs
         self.fan_ins = [inputs, *(mult * n for n in self.hidden_sizes)]
         gain_name = "relu" if config.crelu else config.activation
+        if config.fourier:  # sin and cos have slope ≤ 1 around 0: no gain
+            gain_name = "linear"
         if config.init == "lecun":
             gain_name = "linear"
         self.bounds = [kaiming_uniform_bound(f, gain_name) for f in self.fan_ins[:-1]]
@@ -101,8 +118,10 @@ class MLP(Network):
                 bias=(name, "b"),
                 outgoing=(self.names[i + 1], "w"),
                 init_bound=self.bounds[i],
-                extra=((name, "ln_scale"), (name, "ln_offset")) if config.layernorm else (),
-                extra_reset=(1.0, 0.0) if config.layernorm else (),
+                extra=(((name, "ln_scale"), (name, "ln_offset")) if config.layernorm else ())
+                + (((name, "diag_scale"), (name, "diag_offset")) if config.diagonal else ()),
+                extra_reset=((1.0, 0.0) if config.layernorm else ())
+                + ((1.0, 0.0) if config.diagonal else ()),
                 out_group=mult,
             )
             for i, (name, n) in enumerate(zip(self.names[:-1], self.hidden_sizes, strict=True))
@@ -129,6 +148,9 @@ class MLP(Network):
         if self.config.layernorm and index < len(self.hidden_sizes):
             layer["ln_scale"] = jnp.ones((width,), jnp.float32)
             layer["ln_offset"] = jnp.zeros((width,), jnp.float32)
+        if self.config.diagonal and index < len(self.hidden_sizes):
+            layer["diag_scale"] = jnp.ones((width,), jnp.float32)
+            layer["diag_offset"] = jnp.zeros((width,), jnp.float32)
         return layer
 
     def init(self, key: jax.Array) -> dict[str, Any]:
@@ -163,8 +185,13 @@ class MLP(Network):
                 z = (z - mean) * jax.lax.rsqrt(var + LN_EPS) * layer["ln_scale"] + layer[
                     "ln_offset"
                 ]
-            h = jnp.concatenate([z, -z], -1) if self.config.crelu else z
-            h = self.activation(h)
+            if self.config.diagonal:
+                z = z * layer["diag_scale"] + layer["diag_offset"]
+            if self.config.fourier:
+                h = jnp.concatenate([jnp.sin(z), jnp.cos(z)], -1)
+            else:
+                h = jnp.concatenate([z, -z], -1) if self.config.crelu else z
+                h = self.activation(h)
             pre.append(z)
             hidden.append(h)
             if key is not None and self.config.dropout > 0:

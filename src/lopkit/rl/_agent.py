@@ -9,8 +9,9 @@ Parameters are one flat dict whose layer names carry the network's name::
 Every hidden layer of both networks is a :class:`lopkit.nets.UnitLayer` (``policy/hidden_0``,
 ``value/hidden_1``, …), so unit rules (CBP, ReDo, SNR) and probes reach the units of both
 networks by name, without knowing that there are two. Each network is a
-:class:`lopkit.nets.MLP` (so LayerNorm, CReLU and dropout apply to both); the official PPO
-initialization is LeCun-uniform weights, zero biases, log-std 0 (docs/design.md §13).
+:class:`lopkit.nets.MLP` (so LayerNorm, CReLU, deep Fourier features and dropout apply to
+both); the official PPO initialization is LeCun-uniform weights, zero biases, log-std 0
+(docs/design.md §13).
 ``zero_inputs`` gives both networks' first layers rows for inputs that are always 0 after
 the observation (:class:`lopkit.nets.MLPConfig`; the official Ant's 84 contact forces).
 
@@ -54,6 +55,8 @@ class ActorCriticConfig:
     log_std_init: float = field(0.0, "initial log-std of the Gaussian policy")
     layernorm: bool = field(False, "LayerNorm before each hidden activation")
     crelu: bool = field(False, "concatenated ReLU")
+    fourier: bool = field(False, "deep Fourier features [sin(z), cos(z)]")
+    diagonal: bool = field(False, "a learned per-unit scale and offset before each activation")
     dropout: float = field(0.0, "dropout rate on hidden features in training", open_unit=True)
 
 
@@ -66,6 +69,8 @@ class ActorCritic(Network):
             "activation": config.activation,
             "layernorm": config.layernorm,
             "crelu": config.crelu,
+            "fourier": config.fourier,
+            "diagonal": config.diagonal,
             "dropout": config.dropout,
             "init": config.init,
             "zero_inputs": config.zero_inputs,
