@@ -97,7 +97,13 @@ def test_dataset_validates_and_converts():
 
 def test_available_datasets():
     assert available_datasets() == (
-        "mnist", "fashion_mnist", "emnist", "cifar10", "cifar100", "imagenet32", "digits"
+        "mnist",
+        "fashion_mnist",
+        "emnist",
+        "cifar10",
+        "cifar100",
+        "imagenet32",
+        "digits",
     )
 
 
