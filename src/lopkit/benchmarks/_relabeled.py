@@ -113,6 +113,8 @@ LABEL_PERMUTED = Benchmark(
 class RandomLabelsConfig(OptimizerConfig):
     """Random-label memorization (Lyle et al. 2023; Kumar et al. 2024)."""
 
+    optimizer: str = field("adam", "sgd or adam (the source: Adam)", choices=("sgd", "adam"))
+    lr: float = field(1e-3, "step size α", positive=True, axis=True)
     data: str = field("mnist", "labeled set whose images are memorized", choices=LABELED_DATA)
     data_dir: str | None = field(None, DATA_DIR_HELP)
     subset: int = field(1_200, "examples memorized (fixed per seed; 0: all)", nonnegative=True)
@@ -166,6 +168,8 @@ RANDOM_LABELS = Benchmark(
 class ChangingTargetsConfig(OptimizerConfig):
     """Fixed vs changing targets on the same inputs (Sokar et al. 2023, §3, Fig. 3)."""
 
+    optimizer: str = field("adam", "sgd or adam (the source: Adam)", choices=("sgd", "adam"))
+    lr: float = field(1e-3, "step size α", positive=True, axis=True)
     data: str = field("cifar10", "labeled set", choices=LABELED_DATA)
     data_dir: str | None = field(None, DATA_DIR_HELP)
     targets: str = field(
