@@ -70,12 +70,12 @@ def test_both_arms_are_one_plot_away(tmp_path):
 @pytest.mark.slow
 def test_quick_preset_changing_targets_make_more_dormant_units():
     """Sokar et al. 2023, Fig. 3: with targets that change, the fraction of dormant units
-    grows over training; with fixed targets it does not. The quick preset shortened to 10
+    grows over training; with fixed targets it does not. The quick preset shortened to 6
     periods (5 seeds, 20 periods in docs/benchmarks.md: 0.61 against 0.12)."""
     dormant = {}
     for targets in ("fixed", "changing"):
         program, _, probes = run_quick_preset(
-            "changing_targets", "backprop", targets=targets, steps=5_000
+            "changing_targets", "backprop", targets=targets, steps=3_000
         )
         dormant[targets] = probes[:, -1, program.labels.index(("dormant_fraction", ""))]
     se = np.hypot(*(v.std(ddof=1) for v in dormant.values())) / np.sqrt(10)
