@@ -98,3 +98,23 @@ def test_quick_preset_memorization_accuracy_falls_over_tasks():
     se = np.hypot(early.std(ddof=1), late.std(ddof=1)) / np.sqrt(acc.shape[0])
     assert early.mean() > 0.9, acc.mean(0)
     assert early.mean() - late.mean() > 5 * se, (acc.mean(0), se)
+
+
+def test_a_run_in_a_step_size_grid_equals_the_run_alone_bit_for_bit():
+    run = {"steps": 40, "metrics": ("train_accuracy", "dead")}
+    grid = make_experiment("random_labels", "backprop", {**SMALL, "lr": "0.001,0.01"}, seeds=2,
+                           **run)  # fmt: skip
+    program, _ = grid.build()
+    seeds, values = grid.runs()
+    state = program.init(jnp.asarray(seeds), jax.tree_util.tree_map(jnp.asarray, values))
+    _, errors, probes = program.chunk(state, jnp.int32(0), 4)
+    errors, probes = np.asarray(errors), np.asarray(probes)
+    assert not np.array_equal(errors[:2], errors[2:])  # the two step sizes differ
+    for h, lr in enumerate(("0.001", "0.01")):
+        alone = make_experiment("random_labels", "backprop", {**SMALL, "lr": lr}, seeds=1, **run)
+        program1 = alone.build()[0]
+        for k in range(2):
+            s = program1.init(jnp.asarray([k], jnp.int32))
+            _, e, p = program1.chunk(s, jnp.int32(0), 4)
+            np.testing.assert_array_equal(errors[2 * h + k], np.asarray(e)[0])
+            np.testing.assert_array_equal(probes[2 * h + k], np.asarray(p)[0])
