@@ -2,19 +2,26 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+CORE := $(VENV)/.core
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-unit test-slow test-all bench lint venv clean
+.PHONY: demo test test-unit test-slow test-all bench figures lint venv clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# lopkit alone (what the demo needs: no Ray, MuJoCo or MJX) ...
+$(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(CORE)
+
+# ... and with the extras the tests, the benchmarks and the figures need.
+$(STAMP): $(CORE)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(CORE)
 	$(BIN)/lopkit demo
 
 # Tests on separate cores (most are single-threaded; an xdist_group runs on one worker).
@@ -38,7 +45,12 @@ test-all: $(STAMP)
 	$(PYTEST)
 
 bench: $(STAMP)
-	$(BIN)/lopkit bench
+	$(BIN)/lopkit bench --write docs/performance.md
+
+# Every published figure and results table (figures/*.yaml): runs what is missing, resumes
+# what is partial, rewrites the generated blocks of README.md and docs/ (see docs/results.md).
+figures: $(STAMP)
+	$(BIN)/lopkit reproduce --all
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -14,6 +14,12 @@ os.environ.setdefault("LOPKIT_CPU_DEVICES", "1")
 # Few XLA optimizations by default (see _few_optimizations), also for what a session- or
 # module-scoped fixture compiles or starts before a test's own fixtures run.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# JAX as lopkit runs it (CPU devices, the ISA cap of bit-exact batching), before any test's
+# JAX code starts the backend: lopkit itself configures it only when it first runs
+# something (docs/design.md §7), and many tests compute before they make an experiment.
+from lopkit import _devices  # noqa: E402
+
+_devices.configure()
 
 
 @pytest.fixture(autouse=True)

@@ -16,7 +16,8 @@ from lopkit._experiment import RunConfig, make_experiment, run_or_reuse
 from lopkit.benchmarks import BENCHMARKS
 from lopkit.cli import main
 from lopkit.methods import REMEDIES
-from lopkit.results import RunWriter, load, read_config
+from lopkit.results import load, read_config
+from lopkit.results._store import RunWriter
 
 
 def _int_fields():

@@ -106,8 +106,17 @@ def test_probes_of_a_run_are_the_same_alone_and_in_a_batch():
         np.testing.assert_array_equal(probes[3 + k], np.asarray(p)[0])
 
 
-def test_the_isa_cap_yields_to_the_users_choice(monkeypatch):
+def test_the_isa_cap_is_on_here_and_yields_to_the_users_choice(monkeypatch):
+    import os
+    import platform
+
     from lopkit import _devices
+
+    # The bit-exact tests above ran under the cap: lopkit configured JAX (tests/conftest.py
+    # calls _devices.configure, as lopkit's first run does) before the backend started.
+    assert _devices._configured and not _devices.isa_flag()
+    if platform.machine().lower() in ("x86_64", "amd64") and not os.environ.get("LOPKIT_CPU_ISA"):
+        assert "--xla_cpu_max_isa=AVX" in os.environ["XLA_FLAGS"].split()
 
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
     monkeypatch.delenv("LOPKIT_CPU_ISA", raising=False)

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lopkit.results import RunWriter, format_step, load_many, plot_grid, plot_runs, write_config
+from lopkit.results import format_step, load_many, plot_grid, plot_runs
+from lopkit.results._store import RunWriter, write_config
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,16 +37,16 @@ def is_png(path):
 
 def test_plot_runs_writes_a_png_creating_its_directory(tmp_path, runs):
     out = tmp_path / "figs" / "nested" / "mse.png"
-    assert plot_runs(runs, "mse", out=out, label_key="method.name", title="SCR") == out
-    assert is_png(out)
+    fig = plot_runs(runs, "mse", out=out, label_key="method.name", title="SCR")
+    assert fig.axes[0].get_title() == "SCR" and is_png(out)
     assert [p.name for p in out.parent.iterdir()] == ["mse.png"]  # no temp file left
 
 
 def test_plot_runs_accepts_a_frame_and_defaults_into_the_run_dir(tmp_path, runs):
-    out = plot_runs(load_many(runs), "dead_fraction", "hidden_0", out=tmp_path / "d.png", logy=True)
-    assert is_png(out)
-    default = plot_runs(runs[0], "dead_fraction", "hidden_0")
-    assert default == runs[0] / "plots" / "dead_fraction_hidden_0.png" and is_png(default)
+    plot_runs(load_many(runs), "dead_fraction", "hidden_0", out=tmp_path / "d.png", logy=True)
+    assert is_png(tmp_path / "d.png")
+    plot_runs(runs[0], "dead_fraction", "hidden_0")
+    assert is_png(runs[0] / "plots" / "dead_fraction_hidden_0.png")
 
 
 def test_plot_runs_unknown_metric_lists_the_available_ones(tmp_path, runs):
@@ -98,9 +99,8 @@ def test_default_metric_is_the_runs_reported_one_on_a_task_axis(tmp_path):
     from lopkit.results._plot import _on_tasks
 
     run = task_run(tmp_path, "p")
-    assert plot_runs(run) == run / "plots" / "accuracy.png" and is_png(
-        run / "plots" / "accuracy.png"
-    )
+    plot_runs(run)
+    assert is_png(run / "plots" / "accuracy.png")
     df = load_many([run]).query("metric == 'accuracy'")
     configs = {"p": read_config(run)}
     on_tasks = _on_tasks(df, configs, "task", None)
@@ -109,7 +109,8 @@ def test_default_metric_is_the_runs_reported_one_on_a_task_axis(tmp_path):
     binned = _on_tasks(df, configs, "task", 2).sort_values(["seed", "task"])
     assert binned.task.tolist() == [2, 4, 2, 4]
     np.testing.assert_allclose(binned.value, [1.5, 5.5, 9.5, 13.5])
-    assert is_png(plot_runs(run, x="task", bin_tasks=2, out=tmp_path / "b.png"))
+    plot_runs(run, x="task", bin_tasks=2, out=tmp_path / "b.png")
+    assert is_png(tmp_path / "b.png")
     with pytest.raises(ValueError, match="bin_tasks needs x='task'"):
         plot_runs(run, x="step", bin_tasks=2, out=tmp_path / "c.png")
 
@@ -151,3 +152,15 @@ def test_overlaying_benchmarks_warns_and_no_finite_values_is_refused(tmp_path):
     with pytest.raises(ValueError, match="no finite values"):
         plot_runs(nan, out=tmp_path / "nan.png")
     assert not (tmp_path / "nan.png").exists()
+
+
+def test_plot_runs_draws_on_given_axes_and_returns_their_figure(tmp_path, runs):
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    got = plot_runs(runs, "mse", ax=right, label_key="method.name")
+    assert got is fig and not left.lines and len(right.lines) == 2
+    assert not list(tmp_path.rglob("*.png"))  # with ax and no out: nothing saved
+    plot_runs(runs, "mse", ax=left, out=tmp_path / "both.png")
+    assert len(left.lines) == 2 and is_png(tmp_path / "both.png")

@@ -11,17 +11,14 @@ import pytest
 from lopkit.results import (
     NoMetricsError,
     NotARunError,
-    RunWriter,
-    atomic_write_bytes,
-    atomic_write_parquet,
-    atomic_write_text,
     early_late,
     load,
     load_many,
     read_config,
     summarize,
-    write_config,
 )
+from lopkit.results._io import atomic_write_bytes, atomic_write_parquet, atomic_write_text
+from lopkit.results._store import RunWriter, write_config
 
 DTYPES = {"seed": "int32", "step": "int64", "value": "float64"}
 

@@ -11,13 +11,19 @@ K = 1,000, backprop 3.9M → 8.9M, cbp 2.9M → 5.9M seed-steps/s. ``any_seed``
 (:mod:`lopkit._seeds`) then asks about the seeds of one device, which by its contract does
 not change what a seed computes.
 
-``import lopkit`` sets JAX's CPU device count (``jax_num_cpu_devices``) to
-``$LOPKIT_CPU_DEVICES`` if set, else the number of cores this process may use; ``1`` turns
-it off. It must happen before JAX starts its CPU backend: in a process that used JAX before
-importing lopkit the setting is left as it is (one device unless set there). Importing
-lopkit does not import JAX (the CLI's ``--help``, ``list`` and input errors stay quick): if
-JAX is not loaded yet the count goes into ``JAX_NUM_CPU_DEVICES``, which JAX reads when it
-is. On an accelerator the default backend's devices are used the same way.
+lopkit configures JAX when it first runs something, not when it is imported
+(:func:`configure`, docs/design.md §7): the first experiment made or run (``lopkit.run``,
+``make_experiment``, every CLI command that computes) sets JAX's CPU device count
+(``jax_num_cpu_devices``) to ``$LOPKIT_CPU_DEVICES`` if set, else the number of cores this
+process may use (``1`` turns it off), and caps XLA's CPU instruction set (below). Both must
+happen before JAX starts its backend, and both then hold for the whole process (JAX has one
+configuration per process). ``import lopkit`` changes nothing: a user's own JAX code that
+runs before lopkit runs anything sees JAX as it would without lopkit. If JAX's backend has
+already started when lopkit first runs, the settings cannot change any more: lopkit uses the
+devices and the instruction set JAX has and warns once (:class:`DeviceConfigWarning`) where
+they differ from its own. ``lopkit.configure_devices()`` at the top of a script applies
+lopkit's settings before any JAX code. On an accelerator the default backend's devices are
+used the same way.
 
 **Exact arithmetic on x86-64 CPUs.** XLA:CPU contracts a multiply and an add into one fused
 multiply-add (FMA: one rounding instead of two) where the CPU has FMA instructions, and
@@ -29,22 +35,21 @@ runs but not 8 or 16. One ulp, which a discrete event (an LTU target at its thre
 replacement choosing between two close utilities) turns into a different run: slowly-
 changing regression with CBP, seed 2, error 0.889 in a batch of 8 and 0.810 alone in the
 first 10,000 steps. So that a run computes the same bits alone, in a batch, beside other
-grid values and on any number of devices (supervised MLPs: tested), ``import lopkit``
-caps XLA's CPU instruction set at AVX (``--xla_cpu_max_isa=AVX`` in ``XLA_FLAGS``:
-256-bit vectors, no FMA), unless
-``XLA_FLAGS`` already chooses an ISA or ``LOPKIT_CPU_ISA`` says otherwise:
-``LOPKIT_CPU_ISA=native`` lifts the cap (measured on this 2-core AVX-512 machine: slowly-
-changing regression at K = 1,000 about 20% faster, the permuted quick preset about 16%; runs
-then agree across batch compositions only to rounding, and chaotic runs drift apart), any
-other value is passed as the ISA. Like the device count, it must be set before JAX starts.
-The cap removes one cause; another is left to the code's shapes: XLA:CPU may also order a
-long sum (a reduction, a matrix–vector product) by the batch — measured, a [100, 10]
-column sum differed in batches of 1–3 runs, a [784, 100] one did not, and matrix–vector
-products differed more often than reductions. The probes are therefore computed one run at
-a time (:func:`lopkit._seeds.one_run_at_a_time`), rules prefer reductions to products with
-a vector of ones, and tests/test_exact_batching.py checks every remedy, bit for bit. PPO's
-minibatch products still sum in a batch-dependent order: agents agree across batch
-compositions to rounding.
+grid values and on any number of devices (supervised MLPs: tested), lopkit (when it first
+runs something) caps XLA's CPU instruction set at AVX (``--xla_cpu_max_isa=AVX`` in
+``XLA_FLAGS``: 256-bit vectors, no FMA), unless ``XLA_FLAGS`` already chooses an ISA or
+``LOPKIT_CPU_ISA`` says otherwise: ``LOPKIT_CPU_ISA=native`` lifts the cap (measured on this
+2-core AVX-512 machine: slowly-changing regression at K = 1,000 about 20% faster, the
+permuted quick preset about 16%; runs then agree across batch compositions only to rounding,
+and chaotic runs drift apart), any other value is passed as the ISA. Like the device count,
+it must be set before JAX starts. The cap removes one cause; another is left to the code's
+shapes: XLA:CPU may also order a long sum (a reduction, a matrix–vector product) by the
+batch — measured, a [100, 10] column sum differed in batches of 1–3 runs, a [784, 100] one
+did not, and matrix–vector products differed more often than reductions. The probes are
+therefore computed one run at a time (:func:`lopkit._seeds.one_run_at_a_time`), rules prefer
+reductions to products with a vector of ones, and tests/test_exact_batching.py checks every
+remedy, bit for bit. PPO's minibatch products still sum in a batch-dependent order: agents
+agree across batch compositions to rounding.
 """
 
 from __future__ import annotations
@@ -92,15 +97,48 @@ def isa_flag() -> str | None:
     return f"--xla_cpu_max_isa={isa}"
 
 
-def configure_cpu_devices() -> None:
-    """Set JAX's CPU device count (:func:`cpu_devices_wanted`): through its environment
-    variable before JAX is imported, else through its config unless its backend has started
-    (then it is too late, and left as it is); and the CPU ISA cap (:func:`isa_flag`), which
-    XLA reads when its backend starts."""
+class DeviceConfigWarning(UserWarning):
+    """JAX's backend started before lopkit could configure it: runs use the devices and the
+    instruction set JAX has (the message says which, and what that changes)."""
+
+
+_configured = False
+
+
+def backend_started() -> bool:
+    """Whether JAX's backend has started (then its device count and XLA flags are fixed).
+    Asked of JAX's ``xla_bridge``; where a JAX version lacks it, False, and
+    :func:`configure` learns it from the error of setting the device count."""
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):
+        return False
+
+
+def configure() -> None:
+    """Configure JAX for lopkit's runs, once per process, before lopkit first computes:
+    the CPU device count (:func:`cpu_devices_wanted`) and the CPU ISA cap
+    (:func:`isa_flag`). Before JAX is imported they go into its environment variables
+    (``JAX_NUM_CPU_DEVICES``, ``XLA_FLAGS``), after that into its config and ``XLA_FLAGS``
+    (read when the backend starts). If the backend has already started, nothing can change:
+    a :class:`DeviceConfigWarning` says what differs from lopkit's settings (not capped:
+    a run may differ in its last bits from the same run in another batch; fewer devices:
+    slower, the same results)."""
+    global _configured
+    if _configured:
+        return
+    _configured = True
     flag = isa_flag()
+    n = cpu_devices_wanted()
+    if backend_started():
+        _warn_if_different(flag, n)
+        return
     if flag:
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
-    n = cpu_devices_wanted()
     if "jax" not in sys.modules:
         os.environ["JAX_NUM_CPU_DEVICES"] = str(n)
         return
@@ -108,8 +146,39 @@ def configure_cpu_devices() -> None:
 
     try:
         jax.config.update("jax_num_cpu_devices", n)
-    except RuntimeError:  # JAX's backends are already initialized
-        pass
+    except RuntimeError:  # the backend had started after all (see backend_started)
+        _warn_if_different(flag, n)
+
+
+def _warn_if_different(flag: str | None, n: int) -> None:
+    """Warn (once, from :func:`configure`) where the running backend is not as lopkit would
+    have set it up; on an accelerator only the default backend matters, and nothing does."""
+    import jax
+
+    if jax.default_backend() != "cpu":
+        return
+    problems = []
+    if flag is not None:
+        problems.append(
+            f"XLA's CPU instruction set is not capped ({flag} is missing), so a run inside a "
+            "batch of seeds or a grid may differ in its last bits from the same run alone "
+            "(docs/design.md §2)"
+        )
+    have = jax.local_device_count()
+    if have != n:
+        problems.append(
+            f"runs use {have} CPU device{'s' * (have != 1)}, not {n} (slower, the same results)"
+        )
+    if problems:
+        warnings.warn(
+            "JAX's backend started before lopkit ran anything: "
+            + "; ".join(problems)
+            + ". Call lopkit.configure_devices() before your own JAX code (or set XLA_FLAGS="
+            "--xla_cpu_max_isa=AVX and LOPKIT_CPU_DEVICES before starting Python) to run "
+            "exactly as the command line does.",
+            DeviceConfigWarning,
+            stacklevel=3,
+        )
 
 
 def _runs(state: Any) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from lopkit import _axes, _config
+from lopkit import _axes, _config, _devices
 from lopkit._errors import ConfigError
 from lopkit._runconfig import (
     CONFIG_VERSION,
@@ -271,7 +271,10 @@ def split_settings(
 def make_experiment(
     benchmark: str, method: str = "backprop", settings: dict[str, Any] | None = None, **run: Any
 ) -> Experiment:
-    """Validate and resolve an experiment. ``run`` takes RunConfig fields (seeds=, steps=…)."""
+    """Validate and resolve an experiment. ``run`` takes RunConfig fields (seeds=, steps=…).
+
+    The first experiment of a process configures JAX for lopkit (docs/design.md §7)."""
+    _devices.configure()
     bench = get_benchmark(benchmark)
     names = parse_method(method)
     fields = {f.name for f in dataclasses.fields(bench.config)}

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from lopkit._errors import ConfigError, LopkitError
 from lopkit._runconfig import EXECUTION_ONLY
-from lopkit.results import read_config, write_config
+from lopkit.results._store import read_config, write_config
 
 if TYPE_CHECKING:
     from lopkit._experiment import Experiment

@@ -17,7 +17,8 @@ from lopkit._cache import enable_compilation_cache
 from lopkit._errors import ConfigError
 from lopkit._rundir import _differences, prepare_run_dir
 from lopkit.engine._runner import execute
-from lopkit.results import RunWriter, load, read_config
+from lopkit.results import load, read_config
+from lopkit.results._store import RunWriter
 
 if TYPE_CHECKING:
     from lopkit._experiment import Experiment

@@ -1,4 +1,5 @@
-"""The command line: ``lopkit list | run | sweep | report | plot | bench | demo | data check``.
+"""The command line: ``lopkit list | run | resume | sweep | report | plot | export | bench | demo
+| data check``.
 
 Exit codes: 0 done; 1 ``sweep`` finished with failed cells; 2 bad input (the message says
 what is wrong and what is allowed; nothing already written is touched); 3 ``run`` finished
@@ -156,6 +157,8 @@ def experiment_of(args: argparse.Namespace):
     from lopkit.experiments import load_preset, preset_settings
     from lopkit.methods import parse_method
 
+    if args.config or not args.benchmark:
+        return _experiment_of_config(args)
     settings = {}
     if args.preset:  # the preset first: --data, --set and the run flags override it
         get_benchmark(args.benchmark)  # an unknown benchmark is named as such
@@ -217,7 +220,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if summary.get("interrupted"):
         _note(
             f"stopped at step {summary['next_step']:,} of {r.steps:,} (checkpoint written); "
-            "continue with --resume"
+            f"continue with `lopkit resume {out}`"
         )
         return EXIT_INTERRUPTED
     rate = summary["seed_steps_per_second"]
@@ -299,11 +302,13 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     # ones; any other error is not the input's fault and is not reported as if it were
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = plot_runs(
-            [Path(d) for d in args.runs],
+        runs = [Path(d) for d in args.runs]
+        out = args.out if args.out is not None else _default_plot_path(runs, metric, args.layer)
+        plot_runs(
+            runs,
             metric=metric,
             layer=args.layer,
-            out=args.out,
+            out=out,
             label_key=args.label_key,
             logy=args.logy,
             x=args.x,
@@ -315,16 +320,49 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_plot_path(runs: list[Path], metric: str | None, layer: str) -> Path:
+    """Where ``lopkit plot`` writes without --out: one run's plots/ (else --out is needed)."""
+    from lopkit.results._plot import default_path
+
+    if len(runs) != 1:
+        raise LopkitError("--out is required unless exactly one run directory is plotted")
+    return default_path(runs, metric, layer)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from lopkit.bench import main as bench_main
 
-    return bench_main(quick=args.quick)
+    return bench_main(quick=args.quick, write=args.write)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from lopkit.experiments.demo import main as demo_main
 
     return demo_main(out=Path(args.out), seeds=args.seeds, steps=args.steps)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from lopkit import _config, _reproduce
+
+    specs = _reproduce.find_specs(args.figures)
+    if not specs:
+        raise ConfigError(f"no figure files (*.yaml) in {args.figures}")
+    if args.list or not (args.names or args.all):
+        print(f"figure files in {args.figures} (lopkit reproduce NAME…, or --all):")
+        for name, path in specs.items():
+            spec = _reproduce.load_spec(path)
+            print(f"  {name:<22} {spec.title}  → {', '.join(spec.blocks)}")
+        return 0
+    names = list(specs) if args.all else args.names
+    for name in names:  # validate every file first: a typo fails before hours of runs
+        if name not in specs:
+            raise _config.unknown_name("figure file", name, specs)
+    chosen = [_reproduce.load_spec(specs[n]) for n in names]
+    for spec in chosen:
+        result = _reproduce.reproduce(spec, root=args.root, runs=args.runs, progress=True)
+        moved = ", ".join(result["changed"]) or "no block changed"
+        print(f"{spec.name}: {result['seconds']:.0f} s; rewrote {moved}")
+    return 0
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
@@ -334,6 +372,97 @@ def _cmd_data(args: argparse.Namespace) -> int:
     print(data.describe_root(args.data_dir))
     print(data.format_check(results))
     return 0
+
+
+def _add_config_flag(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--config",
+        metavar="CONFIG_YAML",
+        help="run the experiment of a run's config.yaml (or its directory) again: every "
+        "setting from it, --set and the run flags override; with --out (default "
+        "runs/<benchmark>-<method>)",
+    )
+
+
+def _experiment_of_config(args: argparse.Namespace):
+    """``lopkit run --config FILE``: the experiment of a run's config.yaml, with the
+    command line's --set and run flags changing it; and its run directory."""
+    from lopkit._api import _config_file, experiment_from_config
+
+    if not args.config:
+        raise ConfigError("lopkit run needs a benchmark (see `lopkit list`) or --config FILE")
+    if args.benchmark or args.preset or args.data or args.method != "backprop":
+        raise ConfigError(
+            "--config gives the benchmark, the method and every setting; change settings "
+            "with --set key=value and the run flags (--seeds, --steps, …), not with a "
+            "benchmark, --method, --preset or --data"
+        )
+    _, config = _config_file(args.config)
+    run = {
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "first_seed": args.first_seed,
+        "base_seed": args.base_seed,
+        "bin_size": args.bin_size,
+        "metrics_every": args.metrics_every,
+        "checkpoint_every": args.checkpoint_every,
+        "checkpoint_seconds": args.checkpoint_seconds,
+        "vectorize": args.vectorize,
+    }
+    if args.metrics is not None:
+        run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
+    experiment = experiment_from_config(config, _parse_settings(args.set), **run)
+    args.benchmark = experiment.benchmark.name
+    return experiment, Path(args.out or f"runs/{args.benchmark}-{experiment.method}")
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """``lopkit resume RUN``: ``lopkit run --config RUN/config.yaml --out RUN --resume``."""
+    run = Path(args.run)
+    if not (run / "config.yaml").is_file():
+        raise LopkitError(f"cannot resume: {run} holds no run (no config.yaml)")
+    args.run_dir = run  # for what an error says was saved (_saved)
+    run_args = parser().parse_args(["run", "--config", str(run), "--out", str(run), "--resume"])
+    run_args.no_progress = args.no_progress
+    return _cmd_run(run_args)
+
+
+def _add_resume_command(sub) -> None:
+    s = sub.add_parser(
+        "resume",
+        help="continue an interrupted run from its last checkpoint, with its config.yaml's "
+        "settings (the same result as the run uninterrupted)",
+        epilog=EXIT_CODES,
+    )
+    s.add_argument("run", help="run directory (holding config.yaml)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(fn=_cmd_resume)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from lopkit.results import export_tensorboard
+
+    if not args.tensorboard:
+        raise ConfigError("lopkit export needs a format: --tensorboard DIR")
+    for run in args.runs:
+        out = Path(args.tensorboard)
+        if len(args.runs) > 1:
+            out = out / Path(run).resolve().name
+        written = export_tensorboard(run, out)
+        print(f"{run}: {len(written)} event folders in {out} (tensorboard --logdir {out})")
+    return 0
+
+
+def _add_export_command(sub) -> None:
+    s = sub.add_parser("export", help="a run's metrics for other tools: TensorBoard event files")
+    s.add_argument("runs", nargs="+", help="run directories")
+    s.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="write TensorBoard event files (one folder per seed, and mean) into DIR (with "
+        "several runs, DIR/<run name>/); view with `tensorboard --logdir DIR`",
+    )
+    s.set_defaults(fn=_cmd_export)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -359,7 +488,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_list)
 
     s = sub.add_parser("run", help="run many seeds of a benchmark with a method", epilog=EXIT_CODES)
-    s.add_argument("benchmark", help="benchmark name (see `lopkit list benchmarks`)")
+    s.add_argument("benchmark", nargs="?", help="benchmark name (see `lopkit list benchmarks`)")
     s.add_argument("--method", default="backprop", help="remedies joined by +, e.g. cbp+l2")
     s.add_argument(
         "--preset", help="named settings, e.g. quick or paper (src/lopkit/experiments/*.yaml)"
@@ -401,7 +530,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_flag(s)
     s.set_defaults(fn=_cmd_run)
+    _add_resume_command(sub)
 
     s = sub.add_parser(
         "sweep", help="run a study: a grid of methods × settings × seeds", epilog=EXIT_CODES
@@ -455,9 +586,13 @@ def parser() -> argparse.ArgumentParser:
         help="average each seed over N tasks first (the paper bins continual ImageNet by 50)",
     )
     s.set_defaults(fn=_cmd_plot)
+    _add_export_command(sub)
 
     s = sub.add_parser("bench", help="measure throughput (seed-steps/s) of the engine")
     s.add_argument("--quick", action="store_true", help="fewer repetitions")
+    s.add_argument(
+        "--write", metavar="FILE.md", help="also put the output in FILE.md's bench block"
+    )
     s.set_defaults(fn=_cmd_bench)
 
     s = sub.add_parser("demo", help="the demo: slowly-changing regression, four remedies, figures")
@@ -465,6 +600,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", type=int, default=20)
     s.add_argument("--steps", type=int, default=None)
     s.set_defaults(fn=_cmd_demo)
+
+    s = sub.add_parser(
+        "reproduce",
+        help="regenerate published figures and tables from their figure files (figures/*.yaml)",
+    )
+    s.add_argument("names", nargs="*", help="figure files by name (lopkit reproduce --list)")
+    s.add_argument("--all", action="store_true", help="every figure file")
+    s.add_argument("--list", action="store_true", help="list the figure files and their blocks")
+    s.add_argument("--figures", default="figures", help="the figure files' folder")
+    s.add_argument("--root", default=".", help="the folder figure and block paths start from")
+    s.add_argument(
+        "--runs", default="runs/reproduce", help="where the runs go (reused and resumed)"
+    )
+    s.set_defaults(fn=_cmd_reproduce)
 
     s = sub.add_parser("data", help="local data sets")
     dsub = s.add_subparsers(dest="data_command", required=True)
@@ -498,6 +647,8 @@ def _named_by_user(err: OSError, args: argparse.Namespace) -> bool:
 
 def _continue_command(argv: list[str]) -> str:
     """``lopkit run …`` as given, with --resume (and without --overwrite)."""
+    if argv[:1] == ["resume"]:
+        return "lopkit " + shlex.join(argv)
     rest = [a for a in argv if a != "--overwrite"]
     return "lopkit " + shlex.join(rest + ([] if "--resume" in rest else ["--resume"]))
 
@@ -530,6 +681,9 @@ def _saved_run(out: Path, argv: list[str] | None) -> str:
 
 def _saved(args: argparse.Namespace, argv: list[str], failed: bool) -> str:
     """What is on disk after an error (``failed``: the machine's, so say how to go on)."""
+    if args.command == "resume":
+        argv = ["resume", str(args.run)]  # continued by the same command
+        args.command = "run"
     if args.command == "run":
         out = getattr(args, "run_dir", None)
         if out is None:  # the input is checked before anything is written
@@ -541,7 +695,7 @@ def _saved(args: argparse.Namespace, argv: list[str], failed: bool) -> str:
             return f"nothing was written to {out}"
         again = f"; `lopkit {shlex.join(argv)}` runs the rest" if failed else ""
         return f"the cells finished so far in {out} are kept{again}"
-    if args.command in ("plot", "report"):
+    if args.command in ("plot", "report", "export"):
         return "the runs it reads are unchanged (it only reads them)"
     return "nothing already written was changed"
 
@@ -550,9 +704,18 @@ def _error(message: str, saved: str) -> None:
     print(f"lopkit: error: {message}\nlopkit: {saved}", file=sys.stderr)
 
 
+# Commands that run lopkit's programs: JAX is configured for them before anything imports it
+# (lopkit._devices.configure; docs/design.md §7), so the workers of a sweep inherit it too.
+COMPUTING = ("run", "resume", "sweep", "bench", "demo")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
+    if args.command in COMPUTING:
+        from lopkit import _devices
+
+        _devices.configure()
     try:
         return args.fn(args)
     except (LopkitError, DataError) as err:

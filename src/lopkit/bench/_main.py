@@ -15,19 +15,81 @@ env-steps/s (``bench.rl``; Ant, host and MJX back-ends:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
+import os
 import platform
 import resource
+import sys
+from pathlib import Path
 
 import jax
 
+from lopkit._errors import ConfigError
 from lopkit.bench._timing import throughput
 
 # What the Ant bench needs beyond lopkit's own dependencies (the `rl` extra).
 RL_EXTRA = ("mujoco", "gymnasium")
 
 
-def main(quick: bool = False) -> int:
+def machine() -> str:
+    """The machine in one line: CPU model, cores, memory, JAX and its devices."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        memory_text = f", {memory:.0f} GiB memory"
+    except (ValueError, OSError, AttributeError):
+        memory_text = ""
+    return (
+        f"{model}, {os.cpu_count()} cores{memory_text}; jax {jax.__version__}, "
+        f"{jax.device_count()} {jax.devices()[0].platform} device(s)"
+    )
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy (``lopkit bench --write``)."""
+
+    def __init__(self, stream):
+        self.stream, self.copy = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.copy.write(text)
+        return self.stream.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def main(quick: bool = False, write: str | None = None) -> int:
+    """Run the benchmarks; with ``write``, put their output in that Markdown file's
+    ``bench`` block (between ``<!-- lopkit:begin bench -->`` and its end marker)."""
+    if write is not None:  # a missing block fails now, not after the measurements
+        from lopkit._reproduce import blocks_in
+
+        if "bench" not in blocks_in(Path(write)):
+            raise ConfigError(f"{write} has no block '<!-- lopkit:begin bench -->' … end")
+        tee = _Tee(sys.stdout)
+        with contextlib.redirect_stdout(tee):
+            code = _measure(quick)
+        from lopkit._reproduce import rewrite_block
+
+        how = "`make bench`" if not quick else "`lopkit bench --quick`"
+        text = f"Machine: {machine()}. Made by {how}.\n\n```\n{tee.copy.getvalue().strip()}\n```"
+        rewrite_block(Path(write), "bench", text)
+        print(f"\nwrote the bench block of {write}")
+        return code
+    return _measure(quick)
+
+
+def _measure(quick: bool) -> int:
     repeats = 1 if quick else 2
     print(
         f"lopkit bench — jax {jax.__version__}, {platform.processor() or platform.machine()}, "

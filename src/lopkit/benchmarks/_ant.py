@@ -125,6 +125,13 @@ class AntBenchmarkConfig(PPOConfig, OptimizerConfig):
             )
         if self.envs_per_agent != 1:
             raise ConfigError("ant runs one env per agent (envs_per_agent = 1, as the official)")
+        unsupported = [
+            name
+            for name in ("normalize_observations", "normalize_rewards", "bootstrap_truncation")
+            if getattr(self, name)
+        ]
+        if unsupported:  # neither backend implements them (the official settings have none)
+            raise ConfigError(f"ant does not implement {', '.join(unsupported)}; leave them off")
         if self.backend == "mjx" and self.version != "v4":
             raise ConfigError("backend=mjx implements Ant v4 only; use version=v4")
 
@@ -158,7 +165,7 @@ def ppo_settings(c: AntBenchmarkConfig) -> PPOConfig:
 
 def _host_stream(c: AntBenchmarkConfig):
     from lopkit.mujoco_envs import AntConfig, AntEnvs
-    from lopkit.rl._host import HostRolloutStream
+    from lopkit.rl._host import HostEnvFamily, HostRolloutStream
 
     env_config = AntConfig(
         version=c.version, threads=c.threads, max_episode_steps=c.max_episode_steps
@@ -168,7 +175,8 @@ def _host_stream(c: AntBenchmarkConfig):
     def make_envs(base_seed: int, seeds: list[int]) -> AntEnvs:
         return AntEnvs(seeds, base_seed, env_config, friction)
 
-    return HostRolloutStream(make_envs, c.observations, ACTIONS, "friction", ppo_settings(c))
+    family = HostEnvFamily("ant", c.observations, ACTIONS, "friction", make_envs)
+    return HostRolloutStream(family, ppo_settings(c))
 
 
 def _mjx_stream(c: AntBenchmarkConfig):

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from lopkit._errors import LopkitError
-from lopkit.results import atomic_write_bytes
+from lopkit.results._io import atomic_write_bytes
 
 NEXT_BIN = "__next_bin__"
 

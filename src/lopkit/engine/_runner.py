@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from lopkit.engine import _checkpoint
 from lopkit.engine._program import Program
-from lopkit.results import RunWriter
+from lopkit.results._store import RunWriter
 
 
 def chunk_rows(

@@ -49,10 +49,16 @@ from lopkit.mujoco_envs._friction import (
     friction_sequence,
     seed_sequence,
 )
+from lopkit.mujoco_envs._state import (
+    get_physics,
+    pcg64_from_array,
+    pcg64_to_array,
+    physics_size,
+    set_physics,
+)
 
 VERSIONS = ("v4", "v5")
 _RESET_STREAM = 0xA27  # the env's reset-noise stream of (base_seed, seed)
-STATE_SPEC = mujoco.mjtState.mjSTATE_INTEGRATION  # physics + warm start + controls + time
 
 
 def ant_xml_path() -> str:
@@ -301,16 +307,15 @@ class AntEnvs:
         schedule ``index`` / ``last_change``, ``rng [K, 6]`` (PCG64 state), the counters, the
         current observation and the torso position the next x-velocity is measured from.
         """
-        n = mujoco.mj_stateSize(self.models[0], STATE_SPEC)
-        physics = np.zeros((self.num_envs, n))
+        physics = np.zeros((self.num_envs, physics_size(self.models[0])))
         for k, (m, d) in enumerate(zip(self.models, self.datas, strict=True)):
-            mujoco.mj_getState(m, d, physics[k], STATE_SPEC)
+            get_physics(m, d, physics[k])
         return {
             "physics": physics,
             "friction": self.friction.copy(),
             "schedule_index": np.array([s.index for s in self.schedule], np.int64),
             "schedule_last_change": np.array([s.last_change for s in self.schedule], np.int64),
-            "rng": np.stack([_pcg64_to_array(g.bit_generator.state) for g in self.rngs]),
+            "rng": np.stack([pcg64_to_array(g.bit_generator.state) for g in self.rngs]),
             "total_steps": self.total_steps.copy(),
             "episode_steps": self.episode_steps.copy(),
             "episode_return": self.episode_return.copy(),
@@ -328,9 +333,8 @@ class AntEnvs:
             )
         for k, (m, d) in enumerate(zip(self.models, self.datas, strict=True)):
             self.set_friction(k, float(state["friction"][k]))
-            mujoco.mj_setState(m, d, np.asarray(state["physics"][k], np.float64), STATE_SPEC)
-            mujoco.mj_forward(m, d)  # derived quantities; the next mj_step recomputes them
-            self.rngs[k].bit_generator.state = _pcg64_from_array(state["rng"][k])
+            set_physics(m, d, state["physics"][k])
+            self.rngs[k].bit_generator.state = pcg64_from_array(state["rng"][k])
         self.schedule = [
             ScheduleState(int(i), int(c))
             for i, c in zip(state["schedule_index"], state["schedule_last_change"], strict=True)
@@ -344,22 +348,3 @@ class AntEnvs:
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
-
-
-_MASK64 = (1 << 64) - 1
-
-
-def _pcg64_to_array(state: dict) -> np.ndarray:
-    s, inc = state["state"]["state"], state["state"]["inc"]
-    words = [s >> 64, s & _MASK64, inc >> 64, inc & _MASK64, state["has_uint32"], state["uinteger"]]
-    return np.array(words, dtype=np.uint64)
-
-
-def _pcg64_from_array(words: np.ndarray) -> dict:
-    w = [int(x) for x in np.asarray(words, dtype=np.uint64)]
-    return {
-        "bit_generator": "PCG64",
-        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
-        "has_uint32": w[4],
-        "uinteger": w[5],
-    }

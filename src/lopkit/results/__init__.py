@@ -1,68 +1,78 @@
-"""Results: the run store, loading into pandas, aggregation over seeds, plots.
+"""Results: loading runs and studies into pandas, aggregating over seeds, plotting,
+statistics and export — the analysis side of lopkit (docs/api.md).
 
 A run lives in ``runs/<name>/`` (config.yaml, metrics.parquet or metrics/part-*.parquet
 while it runs, checkpoint/, plots/); its metrics table is tidy, one row per
-(seed, step, metric, layer) — see :mod:`lopkit.results._store` for the format.
+(seed, step, metric, layer) — see :mod:`lopkit.results._store` for the format. A study
+(``lopkit sweep``) loads as one such table with a column per swept setting.
 
-The plotting functions import matplotlib on first use, so that the engine, which only
-needs :class:`RunWriter`, does not pay for it.
+* loading: :func:`load`, :func:`load_many`, :func:`read_config`, :func:`load_study`;
+* aggregates over seeds: :func:`select`, :func:`summarize`, :func:`early_late`,
+  :func:`swept_columns`; the report of a study: :func:`write_report`;
+* figures: :func:`plot_runs` (returns the Figure; ``ax=`` draws on yours), :func:`plot_grid`,
+  :func:`format_step`;
+* statistics of Agarwal et al. (2021) through ``rliable`` (:mod:`lopkit.results._rl_stats`):
+  :func:`final_scores`, :func:`aggregate_scores`, :func:`probability_of_improvement`,
+  :func:`performance_profile`; loss of plasticity per task: :func:`task_end_scores`;
+* export: :func:`export_tensorboard`.
+
+What writes a run (the engine's writer, config.yaml, atomic writes) is private:
+``lopkit.results._store`` and ``lopkit.results._io``. The plotting, report, statistics and
+export functions import matplotlib, jinja2, rliable or tensorboardX on first use, so that
+the engine does not pay for them.
 """
 
 from ._aggregate import early_late, select, summarize, swept_columns
-from ._io import atomic_write_bytes, atomic_write_parquet, atomic_write_text
-from ._store import (
-    COLUMNS,
-    METRICS_SCHEMA,
-    NoMetricsError,
-    NotARunError,
-    RunWriter,
-    coerce_metrics,
-    load,
-    load_many,
-    metrics_schema,
-    read_config,
-    write_config,
-)
+from ._store import COLUMNS, NoMetricsError, NotARunError, load, load_many, read_config
 from ._study import NotAStudyError, load_study
 
-_PLOT_NAMES = ("format_step", "plot_grid", "plot_runs")
-_REPORT_NAMES = ("write_report",)
+_LAZY = {
+    "format_step": "_plot",
+    "plot_grid": "_plot",
+    "plot_runs": "_plot",
+    "write_report": "_report",
+    "aggregate_scores": "_rl_stats",
+    "final_scores": "_rl_stats",
+    "performance_profile": "_rl_stats",
+    "probability_of_improvement": "_rl_stats",
+    "task_end_scores": "_rl_stats",
+    "export_tensorboard": "_export",
+}
 
 __all__ = [
     "COLUMNS",
-    "METRICS_SCHEMA",
     "NoMetricsError",
     "NotARunError",
     "NotAStudyError",
-    "RunWriter",
-    "atomic_write_bytes",
-    "atomic_write_parquet",
-    "atomic_write_text",
-    "coerce_metrics",
+    "aggregate_scores",
     "early_late",
+    "export_tensorboard",
+    "final_scores",
     "format_step",
     "load",
     "load_many",
     "load_study",
-    "metrics_schema",
+    "performance_profile",
     "plot_grid",
     "plot_runs",
+    "probability_of_improvement",
     "read_config",
     "select",
     "summarize",
     "swept_columns",
-    "write_config",
+    "task_end_scores",
     "write_report",
 ]
 
 
 def __getattr__(name: str):
-    if name in _PLOT_NAMES:
-        from . import _plot
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return getattr(_plot, name)
-    if name in _REPORT_NAMES:
-        from . import _report
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
-        return getattr(_report, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
@@ -26,7 +27,10 @@ from ._describe import metric_label, reported_metric, task_of_step, y_label
 from ._io import atomic_write_bytes
 from ._store import _run_name, load_many, read_config
 
-__all__ = ["format_step", "plot_grid", "plot_runs"]
+__all__ = ["default_path", "format_step", "plot_grid", "plot_runs"]
+
+# Figure.get_figure(root=...) exists from matplotlib 3.10 (subfigures: the root figure)
+_ROOT = "root" in Figure.get_figure.__code__.co_varnames
 
 Runs = pd.DataFrame | str | os.PathLike | Iterable[str | os.PathLike]
 
@@ -230,7 +234,8 @@ def plot_runs(
     logy: bool = False,
     x: str | None = None,
     bin_tasks: int | None = None,
-) -> Path:
+    ax: Axes | None = None,
+) -> Figure:
     """Plot ``metric`` at ``layer``: one line per run, mean ± se over seeds.
 
     ``runs`` is a run directory, a list of them, or a metrics frame (from ``load_many``).
@@ -240,12 +245,16 @@ def plot_runs(
     binning). The legend label of a run is its directory name, or, with ``label_key``, a
     value of its config (dotted path, e.g. ``"method"``; for a frame, a column). The title
     (unless given; ``""`` for none) names the benchmark and "mean ± standard error over N
-    seeds"; runs of different benchmarks draw a warning. ``out`` defaults to
-    ``<run>/plots/<metric>[_<layer>].png`` when one run directory is given; its parent
-    directory is created and the format follows its suffix.
+    seeds"; runs of different benchmarks draw a warning.
 
-    Returns the path written. Raises ValueError listing the available metrics when
-    ``metric`` is not in the table, or when it has no finite value (every seed diverged).
+    ``ax``: draw on these matplotlib axes (a notebook's own figure, a panel of a grid);
+    the figure is then saved only if ``out`` is given. Without ``ax`` a new figure is made
+    and saved to ``out``, which defaults to ``<run>/plots/<metric>[_<layer>].png`` when one
+    run directory is given (:func:`default_path`; else nothing is saved unless ``out`` is
+    given); its parent directory is created and the format follows its suffix.
+
+    Returns the Figure. Raises ResultsError listing the available metrics when ``metric``
+    is not in the table, or when it has no finite value (every seed diverged).
     """
     df, order, labels, dirs = _resolve(runs, label_key)
     configs = {r: read_config(d) for r, d in zip(order, dirs, strict=True)} if dirs else {}
@@ -269,10 +278,14 @@ def plot_runs(
     if bin_tasks is not None and (x != "task" or bin_tasks < 1):
         raise ResultsError(f"bin_tasks needs x='task' and N ≥ 1, got x={x!r}, {bin_tasks!r}")
     data = _on_tasks(select(df, metric, layer), configs, x, bin_tasks) if x == "task" else df
-    out = Path(out) if out is not None else _default_out(dirs, f"{metric}_{layer}".rstrip("_"))
-    fig = Figure(figsize=(5.0, 3.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
+    if out is None and ax is None and len(dirs) == 1:
+        out = _default_out(dirs, f"{metric}_{layer}".rstrip("_"))
+    if ax is None:
+        fig = Figure(figsize=(5.0, 3.5), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+    else:
+        fig = ax.get_figure(root=True) if _ROOT else ax.get_figure()
     _draw(ax, data, metric, layer, order, labels, by=x, label_key=label_key)
     _style(ax, logy, x)
     first = next(iter(configs.values()), {})
@@ -285,7 +298,20 @@ def plot_runs(
         ax.set_title(caption, fontsize="medium")
     swept = label_key if label_key in swept_columns(df) else None
     ax.legend(frameon=False, title=swept, title_fontsize="small")
-    return _save(fig, out)
+    if out is not None:
+        _save(fig, Path(out))
+    return fig
+
+
+def default_path(runs: Runs, metric: str | None = None, layer: str = "") -> Path:
+    """Where :func:`plot_runs` saves a single run's figure when no ``out`` is given:
+    ``<run>/plots/<metric>[_<layer>].png`` (``metric``: the run's reported one by default)."""
+    dirs = [Path(runs)] if isinstance(runs, str | os.PathLike) else [Path(r) for r in runs]
+    if metric is None:
+        configs = [read_config(d) for d in dirs]
+        named = {c.get("report", {}).get("metric") for c in configs} - {None}
+        metric = named.pop() if len(named) == 1 else reported_metric(configs, load_many(dirs))
+    return _default_out(dirs, f"{metric}_{layer}".rstrip("_"))
 
 
 def plot_grid(

@@ -5,7 +5,11 @@ but itself: figures are inlined as base64 PNG, there are no scripts, fonts or li
 fetch. Beside it, ``<name>.cells.csv`` (every cell: AUC and final performance over
 seeds), ``<name>.best.csv`` (the best setting of each method per condition) and
 ``<name>.curves.csv`` (the learning curve of every cell, mean ± se per bin). What the
-numbers mean is in :mod:`lopkit.results._study_stats`.
+numbers mean is in :mod:`lopkit.results._study_stats`. For RL studies and studies with
+at least 5 seeds per cell, a statistics section (Agarwal et al. 2021: IQM, optimality gap,
+probability of improvement, performance profiles; and each task's final value against the
+task: :mod:`lopkit.results._report_stats`) with ``<name>.statistics.csv`` and
+``<name>.improvement.csv``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from matplotlib.figure import Figure
 
 from lopkit._errors import ConfigError, LopkitError
 
+from . import _report_stats
 from . import _study as layout
 from ._aggregate import summarize
 from ._describe import metric_label
@@ -287,6 +292,11 @@ def write_report(
         for r, b in zip(done["run"], done["benchmark"], strict=True)
     )
     tables = _write_tables(out, reported, best, curves, selected_on)
+    statistics, aggregates, improvements = _report_stats.statistics(
+        study, best, reported_scores, metrics, _png
+    )
+    if statistics:
+        tables += _report_stats.write_tables(out, aggregates, improvements)
     windows = {
         b: last_window(df.loc[df["run"].isin(g["run"]), "step"].nunique(), last)
         for b, g in done.groupby("benchmark", sort=False)
@@ -306,6 +316,7 @@ def write_report(
         "cells": _rows(reported, ci),
         "unfinished": cells[cells["state"] != "done"].to_dict("records"),
         **figures,
+        "statistics": statistics,
         "spec": (study / layout.STUDY_FILE).read_text(encoding="utf-8"),
         "csv": [p.name for p in tables],
     }

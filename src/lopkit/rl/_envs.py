@@ -26,7 +26,6 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-import gymnax
 import jax
 import jax.numpy as jnp
 
@@ -48,6 +47,8 @@ class EnvSpec:
     summary: str
 
     def make(self) -> tuple[Any, Any]:
+        import gymnax  # here: importing gymnax starts JAX's backend (docs/design.md §7)
+
         env, params = gymnax.make(self.gymnax_id)
         return env, params
 

@@ -1,6 +1,6 @@
 """A control task whose simulator runs on the host: PPO's rollout outside the compiled program.
 
-MuJoCo's C simulator (:class:`lopkit.mujoco_envs.AntEnvs`) cannot run inside ``jit``; this
+MuJoCo's C simulator cannot run inside ``jit``; this
 stream is *hosted* (``hosted = True``, :mod:`lopkit.engine._program`): the engine asks it
 to ``play`` each block on the host — all seeds' envs in lockstep, stepped in threads, with
 one jitted call of :meth:`HostRolloutStream.act` (the policy net only) vmapped over every
@@ -9,10 +9,14 @@ whole rollout in one batch, GAE(λ), minibatches, :func:`lopkit.rl._rollout.
 ppo_batches`, exactly as the compiled control stream) and the learner's updates as one
 compiled vmapped call. Everything else (remedies, probes, bins, checkpoints) is the engine's.
 
-The host part of the run state is ``envs.state_dict()``: the simulators' complete state
-(``mj_getState`` with the integration state), friction schedules, reset-noise generators
-and episode counters, numpy arrays with a leading seed axis. It is part of the one state
-pytree, so a checkpoint holds it and ``--resume`` continues exactly.
+The envs are a :class:`HostEnvFamily` (its sizes, the name of the constant it changes, and
+``make(base_seed, seeds)`` → K envs with the :class:`HostEnvs` interface): MuJoCo Ant with
+a friction schedule (:mod:`lopkit.mujoco_envs`, the ``ant`` benchmark) and DeepMind Control
+Suite task sequences (:mod:`lopkit.dmc_envs`, the ``dmc`` benchmark) are two families; this
+stream knows neither. The host part of the run state is ``envs.state_dict()``: the
+simulators' complete state (``mj_getState`` with the integration state), task schedules,
+random generators and episode counters, numpy arrays with a leading seed axis. It is part
+of the one state pytree, so a checkpoint holds it and ``--resume`` continues exactly.
 
 Per seed, the device stream state::
 
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -41,19 +45,59 @@ from lopkit.rl._rollout import PPOBlocks, ppo_batches
 from lopkit.streams._base import Block
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class HostRolloutStream(PPOBlocks):
-    """K host envs (one per seed) played in lockstep by the learners' Gaussian policies.
+class HostEnvs(Protocol):
+    """K independent envs (env k is seed ``seeds[k]``) stepped in lockstep on the host, with
+    auto-reset and their own task schedules. What :class:`HostRolloutStream` reads:
 
-    make_envs(base_seed, seeds) → an env collection with :class:`~lopkit.mujoco_envs.AntEnvs`'
-    interface (``reset``, ``step``, ``state_dict``, ``load_state_dict``, ``tasks``, and the
-    changed constant ``change`` as an attribute ``[K]``); observations / actions: sizes.
+    * ``reset() -> obs [K, D]``: every env's first episode;
+    * ``step(actions [K, A]) -> (obs [K, D], reward [K], terminated [K], truncated [K],
+      info)``: one env step of every env; ``reward`` is what the agent learns from;
+      ``obs`` of an env whose episode ended is the first of its next episode;
+      ``info["episode_return"]`` ``[K]`` / ``info["episode_length"]`` ``[K]``: the return
+      and length of the episodes that ended at this step (NaN / 0 elsewhere: also where a
+      trajectory was cut without an episode of the task ending, e.g. at a task switch);
+    * ``tasks``: ``[K]`` int, task changes so far of each env; the family's changed
+      constant ``getattr(envs, family.change)``: ``[K]`` float, its current value;
+    * ``state_dict()`` / ``load_state_dict(state)``: everything needed to continue exactly
+      (numpy arrays with a leading seed axis, including ``"seeds"`` and ``"obs"``);
+    * ``close()``.
     """
 
-    make_envs: Callable[[int, list[int]], Any]
+    seeds: tuple[int, ...]
+
+    def reset(self) -> np.ndarray: ...
+
+    def step(self, actions: np.ndarray) -> tuple[Any, ...]: ...
+
+    @property
+    def tasks(self) -> np.ndarray: ...
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class HostEnvFamily:
+    """A kind of host-stepped env: observation and action sizes, the name of the constant
+    whose per-seed value is recorded per bin (an attribute of the envs, ``[K]``), and
+    ``make(base_seed, seeds)`` → :class:`HostEnvs`, seed ``seeds[k]``'s env its k-th."""
+
+    name: str
     observations: int
     actions: int
-    change: str  # name of the changed constant (an attribute of the envs, recorded per bin)
+    change: str
+    make: Callable[[int, list[int]], HostEnvs]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class HostRolloutStream(PPOBlocks):
+    """K host envs of one :class:`HostEnvFamily` (one per seed) played in lockstep by the
+    learners' Gaussian policies (one env per agent)."""
+
+    family: HostEnvFamily
     ppo: PPOConfig
 
     hosted = True
@@ -66,6 +110,18 @@ class HostRolloutStream(PPOBlocks):
         object.__setattr__(self, "_envs", {})  # (base_seed, seeds) -> [envs, last host state]
 
     # ---- what the engine reads ------------------------------------------------------
+    @property
+    def observations(self) -> int:
+        return self.family.observations
+
+    @property
+    def actions(self) -> int:
+        return self.family.actions
+
+    @property
+    def change(self) -> str:
+        return self.family.change
+
     @property
     def records(self) -> tuple[str, ...]:
         return ("return", "episode_length", "task", self.change)
@@ -125,7 +181,7 @@ class HostRolloutStream(PPOBlocks):
         key = (int(base_seed), tuple(ids))
         if key in self._envs:  # fresh envs: a used one's reset-noise streams have moved on
             self._envs.pop(key)[0].close()
-        envs = self.make_envs(int(base_seed), ids)
+        envs = self.family.make(int(base_seed), ids)
         self._envs[key] = [envs, None]
         envs.reset()
         host = envs.state_dict()
@@ -163,9 +219,12 @@ class HostRolloutStream(PPOBlocks):
             next_obs, r, terminated, truncated, info = envs.step(out["action"])
             ended = terminated | truncated  # truncation as terminal (the official setting)
             reward[t], done[t] = r, ended
-            ret_sum += np.where(ended, np.nan_to_num(info["episode_return"]), 0.0)
+            # an episode is recorded where the env reports one (a length): a trajectory cut
+            # by a task switch ends here too, but is no episode of the task
+            recorded = info["episode_length"] > 0
+            ret_sum += np.where(recorded, np.nan_to_num(info["episode_return"]), 0.0)
             len_sum += info["episode_length"]
-            episodes += ended
+            episodes += recorded
             obs = next_obs.astype(np.float32)
         host = envs.state_dict()
         entry[1] = host
