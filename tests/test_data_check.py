@@ -96,7 +96,15 @@ def test_dataset_validates_and_converts():
 
 
 def test_available_datasets():
-    assert available_datasets() == ("mnist", "fashion_mnist", "cifar100", "imagenet32", "digits")
+    assert available_datasets() == (
+        "mnist",
+        "fashion_mnist",
+        "emnist",
+        "cifar10",
+        "cifar100",
+        "imagenet32",
+        "digits",
+    )
 
 
 def test_load_by_name(tmp_path):

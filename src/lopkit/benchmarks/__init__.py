@@ -8,11 +8,25 @@ from lopkit.benchmarks._class_incremental import CLASS_INCREMENTAL
 from lopkit.benchmarks._control import CONTROL
 from lopkit.benchmarks._dmc import DMC
 from lopkit.benchmarks._permuted import PERMUTED
+from lopkit.benchmarks._relabeled import CHANGING_TARGETS, LABEL_PERMUTED, RANDOM_LABELS
 from lopkit.benchmarks._scr import SCR, SCRConfig
 from lopkit.benchmarks._warmstart import WARMSTART
 
 BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL, CONTROL, ANT, DMC)
+    b.name: b
+    for b in (
+        SCR,
+        PERMUTED,
+        LABEL_PERMUTED,
+        RANDOM_LABELS,
+        CHANGING_TARGETS,
+        BINARY,
+        WARMSTART,
+        CLASS_INCREMENTAL,
+        CONTROL,
+        ANT,
+        DMC,
+    )
 }
 
 

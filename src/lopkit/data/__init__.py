@@ -11,7 +11,9 @@ corrupt file raises :class:`DataError` naming the file, what was expected and ho
 """
 
 from lopkit.data._cifar import read_cifar100, read_cifar100_label_names
+from lopkit.data._cifar10 import read_cifar10, read_cifar10_label_names
 from lopkit.data._digits import read_digits
+from lopkit.data._emnist import read_emnist
 from lopkit.data._errors import DataError
 from lopkit.data._idx import IdxHeader, read_idx, read_idx_dataset, read_idx_header
 from lopkit.data._imagenet32 import (
@@ -28,8 +30,10 @@ from lopkit.data._registry import (
     describe_root,
     format_check,
     load,
+    load_cifar10,
     load_cifar100,
     load_digits,
+    load_emnist,
     load_fashion_mnist,
     load_imagenet32,
     load_imagenet32_classes,
@@ -50,15 +54,20 @@ __all__ = [
     "convert_imagenet32_npz_to_npy",
     "format_check",
     "load",
+    "load_cifar10",
     "load_cifar100",
     "load_digits",
+    "load_emnist",
     "load_fashion_mnist",
     "load_imagenet32",
     "load_imagenet32_classes",
     "load_mnist",
+    "read_cifar10",
+    "read_cifar10_label_names",
     "read_cifar100",
     "read_cifar100_label_names",
     "read_digits",
+    "read_emnist",
     "read_idx",
     "read_idx_dataset",
     "read_idx_header",

@@ -11,6 +11,9 @@ Layout under the root (docs/design.md §10)::
     mnist/              train-images-idx3-ubyte[.gz] … t10k-labels-idx1-ubyte[.gz]
     fashion_mnist/      the same four names (``fashion-mnist/`` also accepted; failing both,
                         /usr/share/datasets/fashion-mnist from Debian's dataset-fashion-mnist)
+    emnist/             the four emnist-balanced-*-idx?-ubyte[.gz] files (or in emnist/gzip/,
+                        as the official gzip.zip extracts)
+    cifar-10-batches-py/  data_batch_1 … 5, test_batch, batches.meta (the official pickles)
     cifar-100-python/   train, test, meta (the official python pickles)
     imagenet32/         per-class .npy files, or the ten npz training batches
 
@@ -28,7 +31,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from lopkit.data import _cifar, _digits, _idx, _imagenet32
+from lopkit.data import _cifar, _cifar10, _digits, _emnist, _idx, _imagenet32
 from lopkit.data._errors import DataError, how_to_get
 
 ENV_VAR = "LOPKIT_DATA"
@@ -124,6 +127,13 @@ def _how_to(name: str, root: Path) -> str:
         "fashion_mnist": "apt-get install dataset-fashion-mnist (Debian/Ubuntu; installs "
         f"{SYSTEM_FASHION_MNIST_DIRS[0]}), or place the four IDX files ({idx}) from "
         f"github.com/zalandoresearch/fashion-mnist in {root / 'fashion_mnist'}/",
+        "emnist": "download gzip.zip (EMNIST in the binary IDX format) from "
+        "https://www.nist.gov/itl/products-and-services/emnist-dataset and place its four "
+        f"emnist-balanced-* files (from gzip/) in {root / 'emnist'}/: unzip -j gzip.zip "
+        f"'gzip/emnist-balanced-*' -d {root / 'emnist'}",
+        "cifar10": "download cifar-10-python.tar.gz (python version) from "
+        "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into the data root: "
+        f"tar xzf cifar-10-python.tar.gz -C {root}",
         "cifar100": "download cifar-100-python.tar.gz (python version) from "
         "https://www.cs.toronto.edu/~kriz/cifar.html and extract it into the data root: "
         f"tar xzf cifar-100-python.tar.gz -C {root}",
@@ -182,6 +192,32 @@ def load_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Datase
     return Dataset("fashion_mnist", *arrays, num_classes=10)
 
 
+def _emnist_dir(root: Path) -> Path:
+    """``<root>/emnist/``, or its ``gzip/`` folder when the files are there."""
+    for directory in (root / "emnist", root / "emnist" / "gzip"):
+        if _emnist.has_files(directory):
+            return directory
+    return root / "emnist"
+
+
+def load_emnist(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """EMNIST balanced from ``<root>/emnist/`` (or ``<root>/emnist/gzip/``): 112,800 train /
+    18,800 test, uint8 ``[n, 28, 28, 1]`` upright, 47 classes."""
+    root = resolve_data_dir(data_dir)
+    with how_to_get(_how_to("emnist", root)):
+        arrays = _emnist.read_emnist(_emnist_dir(root))
+    return Dataset("emnist", *arrays, num_classes=_emnist.NUM_CLASSES)
+
+
+def load_cifar10(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
+    """CIFAR-10 from ``<root>/cifar-10-batches-py/``: 50,000 / 10,000, uint8
+    ``[n, 32, 32, 3]``, labels 0..9."""
+    root = resolve_data_dir(data_dir)
+    with how_to_get(_how_to("cifar10", root)):
+        arrays = _cifar10.read_cifar10(root / "cifar-10-batches-py")
+    return Dataset("cifar10", *arrays, num_classes=_cifar10.NUM_CLASSES)
+
+
 def load_cifar100(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
     """CIFAR-100 from ``<root>/cifar-100-python/``: 50,000 / 10,000, uint8 ``[n, 32, 32, 3]``,
     fine labels 0..99."""
@@ -231,6 +267,8 @@ def load_digits(data_dir: str | os.PathLike[str] | None = None) -> Dataset:
 _LOADERS: dict[str, Callable[..., Dataset]] = {
     "mnist": load_mnist,
     "fashion_mnist": load_fashion_mnist,
+    "emnist": load_emnist,
+    "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "imagenet32": load_imagenet32,
     "digits": load_digits,
@@ -300,6 +338,24 @@ def _check_idx(name: str, root: Path) -> CheckResult:
     return CheckResult(name, "found", str(directory), n_train, n_test)
 
 
+def _check_emnist(root: Path) -> CheckResult:
+    directory = _emnist_dir(root)
+    if not _emnist.has_files(directory):
+        return CheckResult("emnist", "missing", str(directory), message=_how_to("emnist", root))
+    with how_to_get(_how_to("emnist", root)):
+        n_train, n_test = _emnist.check_emnist(directory)
+    return CheckResult("emnist", "found", str(directory), n_train, n_test)
+
+
+def _check_cifar10(root: Path) -> CheckResult:
+    directory = root / "cifar-10-batches-py"
+    if not _cifar10.has_files(directory):
+        return CheckResult("cifar10", "missing", str(directory), message=_how_to("cifar10", root))
+    with how_to_get(_how_to("cifar10", root)):
+        n_train, n_test = _cifar10.check_cifar10(directory)
+    return CheckResult("cifar10", "found", str(directory), n_train, n_test)
+
+
 def _check_cifar(root: Path) -> CheckResult:
     directory = root / "cifar-100-python"
     if not any((directory / f).is_file() for f in ("train", "test", "meta")):
@@ -344,7 +400,7 @@ def check(data_dir: str | os.PathLike[str] | None = None) -> list[CheckResult]:
 
     Fast: IDX files are checked by header and size (the gzip trailer gives the size without
     decompressing), ImageNet by counting files and reading one header (npz: array headers);
-    only CIFAR-100's pickles (~180 MB) are read in full, as they have no
+    only the CIFAR pickles (~180 MB each set) are read in full, as they have no
     separate header. :func:`load` validates everything.
     Never raises :class:`DataError`: problems become ``"corrupt"`` results.
     """
@@ -352,6 +408,8 @@ def check(data_dir: str | os.PathLike[str] | None = None) -> list[CheckResult]:
     checks: list[tuple[str, Callable[[], CheckResult]]] = [
         ("mnist", lambda: _check_idx("mnist", root)),
         ("fashion_mnist", lambda: _check_idx("fashion_mnist", root)),
+        ("emnist", lambda: _check_emnist(root)),
+        ("cifar10", lambda: _check_cifar10(root)),
         ("cifar100", lambda: _check_cifar(root)),
         ("imagenet32", lambda: _check_imagenet(root)),
         ("digits", _check_digits),

@@ -150,18 +150,37 @@ def _plasticity(p: ProbeInputs) -> Rows:
     return [("plasticity_probe", "", value)]
 
 
-def _test_accuracy(p: ProbeInputs) -> Rows:
-    """Accuracy on the current task's held-out set, ``stream.evaluate(state) -> (x, labels)``.
-
-    Examples labelled −1 are padding (ignored); a stream with ``output_mask(state)`` (bool
-    ``[outputs]``) restricts predictions to those outputs (class-incremental learning)."""
-    x, labels = p.stream.evaluate(p.stream_state)
+def _accuracy_on(p: ProbeInputs, x: Any, labels: Any) -> Any:
+    """Accuracy of the current network on ``(x, labels)``: examples labelled −1 are padding
+    (ignored); a stream with ``output_mask(state)`` (bool ``[outputs]``) restricts
+    predictions to those outputs (class-incremental learning)."""
     out = p.learner.net.apply(p.params, x)[0]
     if p.stream.masks_outputs:
         out = jnp.where(p.stream.output_mask(p.stream_state), out, -jnp.inf)
     valid = labels >= 0
     correct = (jnp.argmax(out, -1) == labels) & valid
-    return [("test_accuracy", "", jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1))]
+    return jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)
+
+
+def _test_accuracy(p: ProbeInputs) -> Rows:
+    """Accuracy on the current task's held-out set, ``stream.evaluate(state) -> (x, labels)``."""
+    return [("test_accuracy", "", _accuracy_on(p, *p.stream.evaluate(p.stream_state)))]
+
+
+def _train_accuracy(p: ProbeInputs) -> Rows:
+    """Accuracy on the current task's training examples as labeled now,
+    ``stream.train_set(state) -> (x, labels)`` (random-label memorization: the training
+    accuracy reached after a task's budget; Lyle et al. 2023, Kumar et al. 2024)."""
+    return [("train_accuracy", "", _accuracy_on(p, *p.stream.train_set(p.stream_state)))]
+
+
+def _needs_train_set(stream: Any) -> str | None:
+    if not stream.has_train_set:
+        return (
+            "metric train_accuracy needs a benchmark whose stream can give its training "
+            "examples (random_labels, label_permuted, changing_targets)"
+        )
+    return None
 
 
 def _needs_test_set(stream: Any) -> str | None:
@@ -257,6 +276,8 @@ _add("plasticity_probe", ("plasticity",),
      stream_check=_needs_targets("plasticity_probe"))
 _add("test_accuracy", ("test",), "accuracy on the current task's held-out test examples",
      _test_accuracy, stream_check=_needs_test_set)
+_add("train_accuracy", ("train",), "accuracy on the current task's training examples, as labeled now",
+     _train_accuracy, stream_check=_needs_train_set)
 # fmt: on
 
 DEFAULT_PROBES = ("dead_fraction", "effective_rank", "weight_magnitude")

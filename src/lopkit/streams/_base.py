@@ -13,7 +13,9 @@ Every stream derives from :class:`Stream`, which declares each optional capabili
 once, with its default. Optionally, ``evaluate(state) -> (x, labels)``
 (``has_test_set = True``): the current task's held-out examples (``x`` ``[n,
 *input_shape]``, int ``labels`` ``[n]``; label −1 marks padding, ignored), for the
-``test_accuracy`` probe; and ``output_mask(state) -> bool [outputs]`` (``masks_outputs =
+``test_accuracy`` probe; ``train_set(state) -> (x, labels)`` (``has_train_set = True``):
+the current task's training examples under its current labels, for the ``train_accuracy``
+probe (random-label memorization); and ``output_mask(state) -> bool [outputs]`` (``masks_outputs =
 True``): the outputs a prediction may choose among (the classes seen so far, in
 class-incremental learning).
 Optionally, ``steps_per_task`` (tasks of equal length) or ``task_starts`` (the first step
@@ -93,7 +95,8 @@ class Stream:
     * ``steps_per_task`` / ``task_starts``: its tasks' length, or their first steps when
       they differ (None: not task-based; config.yaml's ``report``);
     * ``constants`` and :meth:`bind`: a data set shared by every seed (None: none);
-    * :meth:`evaluate`: the current task's held-out set (``has_test_set``), and
+    * :meth:`evaluate`: the current task's held-out set (``has_test_set``);
+      :meth:`train_set`: its training examples as currently labeled (``has_train_set``);
       :meth:`output_mask`: the outputs a prediction may choose among (``masks_outputs``).
     """
 
@@ -110,6 +113,7 @@ class Stream:
     task_starts: Any = None
     constants: Any = None
     has_test_set: bool = False
+    has_train_set: bool = False
     masks_outputs: bool = False
 
     def init(self, key: jax.Array) -> Any:
@@ -130,6 +134,11 @@ class Stream:
     def evaluate(self, state: Any) -> tuple[jax.Array, jax.Array]:
         """(x ``[n, *input_shape]``, int labels ``[n]``, −1 for padding): held-out examples."""
         raise NotImplementedError(f"{type(self).__name__} has no held-out set")
+
+    def train_set(self, state: Any) -> tuple[jax.Array, jax.Array]:
+        """(x ``[n, *input_shape]``, int labels ``[n]``, −1 for padding): the current task's
+        training examples under its current labels."""
+        raise NotImplementedError(f"{type(self).__name__} has no training set to evaluate")
 
     def output_mask(self, state: Any) -> jax.Array:
         """bool ``[outputs]``: the outputs a prediction may choose among."""

@@ -19,7 +19,7 @@ import numpy as np
 
 from lopkit import data as _data
 
-LABELED_DATA = ("mnist", "fashion_mnist", "digits")
+LABELED_DATA = ("mnist", "fashion_mnist", "emnist", "cifar10", "digits")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,5 +62,5 @@ def _load(name: str, root: str) -> LabeledArrays:
 
 
 def load_labeled(name: str, data_dir: str | None = None) -> LabeledArrays:
-    """``name`` (mnist | fashion_mnist | digits) from ``data_dir`` (default $LOPKIT_DATA)."""
+    """``name`` (one of :data:`LABELED_DATA`) from ``data_dir`` (default $LOPKIT_DATA)."""
     return _load(name, str(_data.resolve_data_dir(data_dir)))
