@@ -34,7 +34,7 @@ DOC = (
     "kept below\n"
 )
 CELL = r"-?\d+\.\d{3} ± \d+\.\d{3} → -?\d+\.\d{3} ± \d+\.\d{3}"
-PERCENT = r"\d+% ± \d+% → \d+% ± \d+%"
+PERCENT = r"\d+\.\d% ± \d+\.\d% → \d+\.\d% ± \d+\.\d%"
 
 
 def _repo(tmp_path: Path) -> Path:

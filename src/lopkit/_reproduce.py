@@ -216,7 +216,7 @@ def command(spec: Spec) -> str:
 
 def _cell(row: Any, column: Column) -> str:
     scale, unit = (100.0, "%") if column.percent else (1.0, "")
-    d = 0 if column.percent else column.digits
+    d = 1 if column.percent else column.digits
 
     def one(mean: float, se: float) -> str:
         if se != se:  # fewer than two seeds: no standard error
