@@ -24,7 +24,8 @@ def feature_gradients(fn: Callable[..., tuple[Any, list[Any]]], *args) -> list[j
     ``h_l``.
 
     ``loss`` is a scalar; the ``h_l`` are intermediate values of ``fn`` (e.g. a trace's
-    hidden features). The gradient of ``loss`` with respect to ``h_l`` counts every path
+    hidden features) of the same computation as the loss: one forward pass (a second
+    ``apply`` for the trace computes other values, whose gradient is 0). The gradient of ``loss`` with respect to ``h_l`` counts every path
     from ``h_l`` to the loss (the next layer, a skip connection), as backpropagation does;
     for a value that is also an input of ``fn`` the tap is added to the input.
 
