@@ -75,7 +75,8 @@ def test_preactivation_shift_against_init():
     same = metrics.preactivation_shift([[5.0, 5.0]], [[5.0, 5.0]])  # both constant
     assert float(same["preactivation_std_ratio"]) == 1.0
     assert float(same["preactivation_mean_shift"]) == 0.0
-    assert np.isinf(metrics.preactivation_shift([[1.0, 2.0]], [[0.0, 0.0]])["preactivation_std_ratio"])
+    grown = metrics.preactivation_shift([[1.0, 2.0]], [[0.0, 0.0]])
+    assert np.isinf(grown["preactivation_std_ratio"])
 
 
 def test_duplicate_fraction_counts_correlated_units_and_never_constant_ones():
@@ -132,6 +133,7 @@ def test_feature_gradients_are_the_loss_gradient_at_the_traced_values():
     # GraMa sees the dead unit and the barely used one; activations see only the dead one
     assert float(metrics.grama_dormant_fraction(g)) == pytest.approx(2 / 3)
     assert float(metrics.dormant_fraction(trace.hidden[0])) == pytest.approx(1 / 3)
+
     # at the outputs h instead, the dead unit receives the next layer's gradient: not 0
     def at_outputs(p, x, y):
         out, trace = net.apply(p, x)  # one forward pass: the loss is computed from trace.hidden

@@ -25,13 +25,14 @@ def feature_gradients(fn: Callable[..., tuple[Any, list[Any]]], *args) -> list[j
 
     ``loss`` is a scalar; the ``h_l`` are intermediate values of ``fn`` (e.g. a trace's
     hidden features) of the same computation as the loss: one forward pass (a second
-    ``apply`` for the trace computes other values, whose gradient is 0). The gradient of ``loss`` with respect to ``h_l`` counts every path
-    from ``h_l`` to the loss (the next layer, a skip connection), as backpropagation does;
-    for a value that is also an input of ``fn`` the tap is added to the input.
+    ``apply`` for the trace computes other values, whose gradient is 0). The gradient of
+    ``loss`` with respect to ``h_l`` counts every path from ``h_l`` to the loss (the next
+    layer, a skip connection), as backpropagation does; for a value that is also an input
+    of ``fn`` the tap is added to the input.
 
     References:
-      The quantity GraMa scores (Liu et al. 2025, arXiv 2505.24061): the gradient of the
-      loss with respect to each unit's output.
+      The quantity GraMa scores (Liu et al. 2025, arXiv 2505.24061), taken by the probes at
+      each unit's pre-activation (:func:`lopkit.metrics.grama_scores`).
     """
     flat, _ = jax.tree_util.tree_flatten(args)
     closed = jax.make_jaxpr(lambda *a: fn(*jax.tree_util.tree_unflatten(_, a)))(*flat)
