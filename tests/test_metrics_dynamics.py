@@ -21,10 +21,11 @@ def test_churn_is_the_mean_over_examples_of_the_squared_output_distance():
 
 
 def test_relative_update_and_the_per_layer_effective_learning_rate():
-    assert float(metrics.relative_update([[3.0, 4.0]], [[0.0, 4.0]])) == pytest.approx(0.75)
+    assert float(metrics.relative_update([[3.0, 4.0]], [[0.0, 4.0]])) == pytest.approx(3 / 5)
     assert float(metrics.relative_update([[1.0]], [[1.0]])) == 0.0
     assert float(metrics.relative_update([[0.0]], [[0.0]])) == 0.0
-    assert np.isinf(metrics.relative_update([[1.0]], [[0.0]]))
+    assert float(metrics.relative_update([[1.0]], [[0.0]])) == 1.0  # from a zero init
+    assert np.isinf(metrics.relative_update([[0.0]], [[1.0]]))  # set to zero
     prev = {
         "a": {"w": jnp.array([[0.0, 0.0], [0.0, 4.0]]), "b": jnp.zeros(2)},
         "c": {"w": jnp.array([[1.0, 0.0], [0.0, 0.0]]), "b": jnp.zeros(2)},
@@ -35,10 +36,10 @@ def test_relative_update_and_the_per_layer_effective_learning_rate():
     }
     got = metrics.effective_lr_per_layer(now, prev)
     assert set(got) == {"a", "c", ""}
-    assert float(got["a"]) == pytest.approx(3 / 4)
-    assert float(got["c"]) == pytest.approx(1.0)
-    # pooled over all weights: ‖ΔW‖ = √(9 + 1), ‖W'‖ = √(16 + 1); not the mean 0.875
-    assert float(got[""]) == pytest.approx(np.sqrt(10 / 17))
+    assert float(got["a"]) == pytest.approx(3 / 5)
+    assert float(got["c"]) == pytest.approx(1 / 2)
+    # pooled over all weights: ‖ΔW‖ = √(9 + 1), ‖W‖ = √(9 + 16 + 4); not the mean 0.55
+    assert float(got[""]) == pytest.approx(np.sqrt(10 / 29))
 
 
 def test_isometry_gap_is_zero_for_semi_orthogonal_matrices_on_their_smaller_side():

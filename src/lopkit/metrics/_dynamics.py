@@ -40,8 +40,12 @@ def churn(out, out_prev) -> jnp.ndarray:
 
 
 def relative_update(w, w_prev) -> jnp.ndarray:
-    """``‖w − w'‖_F / ‖w'‖_F``: the size of a change relative to where it started (0 if
-    ``w' = 0`` and ``w = w'``; inf if ``w' = 0`` and ``w ≠ 0``).
+    """``‖w − w'‖_F / ‖w‖_F``: the size of the change from ``w'`` to ``w`` relative to the
+    size ``w`` has now (0 when nothing changed; inf when ``w`` is 0 and ``w'`` is not).
+
+    The current norm, not the earlier one: a layer initialized at zero (a zero output
+    layer) has a finite ratio after its first update, and for a scale-invariant layer the
+    effect of an update scales as ``1/‖w‖`` of the weights it is applied to.
 
     References:
       Lyle, Zheng, Khetarpal, van Hasselt, Pascanu, Martens & Dabney, "Normalization and
@@ -50,15 +54,15 @@ def relative_update(w, w_prev) -> jnp.ndarray:
     """
     w, w_prev = _float(w), _float(w_prev)
     num = jnp.sqrt(jnp.sum(jnp.square(w - w_prev)))
-    den = jnp.sqrt(jnp.sum(jnp.square(w_prev)))
+    den = jnp.sqrt(jnp.sum(jnp.square(w)))
     return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), jnp.where(num > 0, jnp.inf, 0.0))
 
 
 def effective_lr_per_layer(params, params_prev) -> dict[str, jnp.ndarray]:
-    """``{layer: ‖ΔW_l‖_F / ‖W_l'‖_F}`` over each weight leaf (``ndim ≥ 2``) between
+    """``{layer: ‖W_l − W_l'‖_F / ‖W_l‖_F}`` over each weight leaf (``ndim ≥ 2``) between
     ``params_prev`` and ``params``, keyed by the leaf's path without its last component
     (``"hidden_0"`` for ``hidden_0/w``), plus ``""``: the pooled ratio over every weight,
-    ``‖ΔW‖ / ‖W'‖`` with all weights as one vector (not a mean of the layers' ratios).
+    ``‖ΔW‖ / ‖W‖`` with all weights as one vector (not a mean of the layers' ratios).
 
     Biases and normalization parameters are left out: the effective learning rate of
     NaP is that of the weight matrices, whose norm sets the scale of the update's effect.
