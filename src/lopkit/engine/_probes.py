@@ -6,10 +6,17 @@ state at the end of a bin and the probe batch of the current task, and returns r
 ``(metric, layer, value)``:
 
 * per hidden layer (``layer = "hidden_i"``) for unit and rank metrics, plus one
-  whole-network row (``layer = ""``): unit fractions pooled over all hidden units; ranks of
-  the representation (the last hidden layer's features);
-* per weight layer plus the whole network for weight magnitude;
-* whole network only for norms, the NTK, sharpness, Adam moments and the plasticity probe.
+  whole-network row (``layer = ""``): unit fractions pooled over all hidden units
+  (duplicates: the unit-weighted mean of the layers', as they are sought within a layer);
+  ranks of the representation (the last hidden layer's features); the feature norm of all
+  hidden features together; the pre-activation shift averaged over layers;
+* per weight layer plus the whole network for weight magnitude, the effective learning
+  rate (pooled over all weights) and the isometry gap (the mean over layers);
+* whole network only for norms, churn (an agent: also per output), the NTK, sharpness,
+  Adam moments and the plasticity probe.
+
+Every metric a probe records has its whole-network row; docs/metrics.md says which of
+these each one is.
 
 A learner without hidden layers (``--set hidden=``, the linear baseline) has no units and
 no representation: the unit and rank probes (dead, dormant, inactive, linear and saturated
@@ -39,12 +46,12 @@ class ProbeInputs(NamedTuple):
     """One seed's state as the probes see it (no seed axis).
 
     params / params0: current and initial parameters (params0 None unless a probe needs
-    it); params_prev: the parameters at the previous probe of the run, θ₀ before the
-    first (None unless a probe needs them; the engine keeps them in the run's state, so
-    a resumed run has them too); opt_state: the optimizer state; pre / hidden: per hidden layer ``[batch, units]`` /
-    ``[batch, features]`` on the probe batch ``x`` with targets ``y``; layers: hidden layer
-    names; learner: the :class:`lopkit.engine._learner.Learner`; stream / stream_state: to
-    draw a fresh task; key: a PRNG key for this snapshot.
+    it); opt_state: the optimizer state; pre / hidden: per hidden layer ``[batch, units]``
+    / ``[batch, features]`` on the probe batch ``x`` with targets ``y``; layers: hidden
+    layer names; learner: the :class:`lopkit.engine._learner.Learner`; stream /
+    stream_state: to draw a fresh task; key: a PRNG key for this snapshot; params_prev:
+    the parameters at the run's previous probe, θ₀ before the first (None unless a probe
+    needs them; the engine keeps them in the run's state, so a resumed run has them too).
     """
 
     params: Any
