@@ -53,7 +53,7 @@ def host_chunk(program: Any, state: dict[str, Any], first_bin: int, n_bins: int)
             records.append(record)
         totals = jnp.stack(totals, axis=1)  # [K, blocks]
         records = jax.tree_util.tree_map(lambda *r: jnp.stack(r, axis=1), *records)
-        error, value = host_bin(
+        device, (error, value) = host_bin(
             program, program.constants, device, jnp.asarray(b, jnp.int32), totals, records
         )
         errors.append(error)

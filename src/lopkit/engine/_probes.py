@@ -6,10 +6,17 @@ state at the end of a bin and the probe batch of the current task, and returns r
 ``(metric, layer, value)``:
 
 * per hidden layer (``layer = "hidden_i"``) for unit and rank metrics, plus one
-  whole-network row (``layer = ""``): unit fractions pooled over all hidden units; ranks of
-  the representation (the last hidden layer's features);
-* per weight layer plus the whole network for weight magnitude;
-* whole network only for norms, the NTK, sharpness, Adam moments and the plasticity probe.
+  whole-network row (``layer = ""``): unit fractions pooled over all hidden units
+  (duplicates: the unit-weighted mean of the layers', as they are sought within a layer);
+  ranks of the representation (the last hidden layer's features); the feature norm of all
+  hidden features together; the pre-activation shift averaged over layers;
+* per weight layer plus the whole network for weight magnitude, the effective learning
+  rate (pooled over all weights) and the isometry gap (the mean over layers);
+* whole network only for norms, churn (an agent: also per output), the NTK, sharpness,
+  Adam moments and the plasticity probe.
+
+Every metric a probe records has its whole-network row; docs/metrics.md says which of
+these each one is.
 
 A learner without hidden layers (``--set hidden=``, the linear baseline) has no units and
 no representation: the unit and rank probes (dead, dormant, inactive, linear and saturated
@@ -29,6 +36,7 @@ from lopkit import metrics
 from lopkit._config import unknown_name
 from lopkit._errors import ConfigError
 
+DORMANT_STRICT = "dormant_fraction_0.025"  # the dormant fraction at τ 0.025
 NTK_SIZE = 16  # examples of the probe batch used for the empirical NTK
 SHARPNESS_ITERS = 20
 PLASTICITY_STEPS = 100  # steps of the plasticity probe on a fresh task
@@ -38,10 +46,12 @@ class ProbeInputs(NamedTuple):
     """One seed's state as the probes see it (no seed axis).
 
     params / params0: current and initial parameters (params0 None unless a probe needs
-    it); opt_state: the optimizer state; pre / hidden: per hidden layer ``[batch, units]`` /
-    ``[batch, features]`` on the probe batch ``x`` with targets ``y``; layers: hidden layer
-    names; learner: the :class:`lopkit.engine._learner.Learner`; stream / stream_state: to
-    draw a fresh task; key: a PRNG key for this snapshot.
+    it); opt_state: the optimizer state; pre / hidden: per hidden layer ``[batch, units]``
+    / ``[batch, features]`` on the probe batch ``x`` with targets ``y``; layers: hidden
+    layer names; learner: the :class:`lopkit.engine._learner.Learner`; stream /
+    stream_state: to draw a fresh task; key: a PRNG key for this snapshot; params_prev:
+    the parameters at the run's previous probe, θ₀ before the first (None unless a probe
+    needs them; the engine keeps them in the run's state, so a resumed run has them too).
     """
 
     params: Any
@@ -56,6 +66,7 @@ class ProbeInputs(NamedTuple):
     stream: Any
     stream_state: Any
     key: Any
+    params_prev: Any = None
 
 
 Rows = list[tuple[str, str, Any]]
@@ -70,19 +81,25 @@ class Probe(NamedTuple):
     check: Callable[[Any], str | None] | None = None  # learner -> error message or None
     stream_check: Callable[[Any], str | None] | None = None  # stream -> error message or None
     on_hidden: bool = False  # computed on hidden layers: no rows for a linear learner
+    needs_params_prev: bool = False  # compares with the parameters at the previous probe
 
 
-def _pooled_units(name: str, f: Callable[[Any], Any], source: str = "hidden"):
+def _pooled_units(
+    name: str, f: Callable[[Any], Any], source: str | Callable = "hidden", concat: bool = True
+):
     """Per layer, and pooled over all hidden units: the fraction over the concatenated units
-    when every layer has the same rows (an MLP), else (conv layers, whose rows are
-    batch × height × width) the unit-weighted mean of the per-layer fractions."""
+    when every layer has the same rows (an MLP) and ``concat``, else (conv layers, whose rows
+    are batch × height × width; or a test between units of one layer, ``concat=False``) the
+    unit-weighted mean of the per-layer fractions. ``source``: a field of the inputs, or a
+    function of them giving one array per hidden layer."""
 
     def rows(p: ProbeInputs) -> Rows:
         if not p.layers:  # a linear learner (hidden=): no units, so no rows
             return []
-        acts = [metrics.as_units(h) for h in getattr(p, source)]
+        arrays = source(p) if callable(source) else getattr(p, source)
+        acts = [metrics.as_units(h) for h in arrays]
         out = [(name, layer, f(h)) for layer, h in zip(p.layers, acts, strict=True)]
-        if len({h.shape[0] for h in acts}) == 1:
+        if concat and len({h.shape[0] for h in acts}) == 1:
             pooled = f(jnp.concatenate(acts, axis=-1))
         else:
             units = jnp.array([h.shape[-1] for h in acts], jnp.float32)
@@ -108,6 +125,79 @@ def _per_layer_rank(name: str, f: Callable[[Any], Any]):
 def _loss(p: ProbeInputs) -> Callable[[Any, Any], Any]:
     net, loss_fn = p.learner.net, p.learner.loss_fn
     return lambda params, batch: loss_fn(net.apply(params, batch[0])[0], batch[1])
+
+
+def _dormant(p: ProbeInputs) -> Rows:
+    """Sokar et al.'s dormant fraction at both of the paper's thresholds: τ 0.1 (metric
+    ``dormant_fraction``, as recorded since lopkit's first runs) and τ 0.025."""
+    return _pooled_units("dormant_fraction", metrics.dormant_fraction)(p) + _pooled_units(
+        DORMANT_STRICT, lambda h: metrics.dormant_fraction(h, 0.025)
+    )(p)
+
+
+def _preactivation_gradients(p: ProbeInputs) -> list[Any]:
+    """``∂L/∂z_l`` of the probe-batch loss at each hidden layer's pre-activations (the
+    trace's ``pre``), per example: the gradient that reaches the units' parameters."""
+    net, loss_fn = p.learner.net, p.learner.loss_fn
+
+    def fn(params, x, y):
+        out, trace = net.apply(params, x)
+        return loss_fn(out, y), trace.pre
+
+    return metrics.feature_gradients(fn, p.params, p.x, p.y)
+
+
+def _feature_norm(p: ProbeInputs) -> Rows:
+    """Per hidden layer ``E‖φ_l(x)‖``; ``""``: ``E‖[φ_1(x), …, φ_L(x)]‖``, the norm of
+    every hidden feature of an example together."""
+    if not p.layers:
+        return []
+    out = [
+        ("feature_norm", layer, metrics.feature_norm(h))
+        for layer, h in zip(p.layers, p.hidden, strict=True)
+    ]
+    flat = jnp.concatenate([h.reshape(h.shape[0], -1) for h in p.hidden], axis=1)
+    return out + [("feature_norm", "", metrics.feature_norm(flat))]
+
+
+def _preactivation_shift(p: ProbeInputs) -> Rows:
+    """Per hidden layer, against θ₀ on the same probe batch; ``""``: the mean over the
+    hidden layers of each statistic."""
+    if not p.layers:
+        return []
+    _, trace0 = p.learner.net.apply(p.params0, p.x)
+    per = [metrics.preactivation_shift(z, z0) for z, z0 in zip(p.pre, trace0.pre, strict=True)]
+    rows = []
+    for metric in ("preactivation_mean_shift", "preactivation_std_ratio"):
+        values = [d[metric] for d in per]
+        rows += [(metric, layer, v) for layer, v in zip(p.layers, values, strict=True)]
+        rows.append((metric, "", jnp.mean(jnp.stack(values))))
+    return rows
+
+
+def _churn(p: ProbeInputs) -> Rows:
+    """``E‖f_θ(x) − f_θprev(x)‖²`` on the probe batch, θprev the previous probe's
+    parameters. An agent's outputs (a dict) give one row per output with a batch axis
+    (``policy``: the action mean or logits, ``value``) and ``""``: their sum (the churn of
+    all outputs together); a network with one output gives ``""``."""
+    net = p.learner.net
+    out, prev = net.apply(p.params, p.x)[0], net.apply(p.params_prev, p.x)[0]
+    if not isinstance(out, dict):
+        return [("churn", "", metrics.churn(out, prev))]
+    n = p.x.shape[0]
+    rows = [
+        ("churn", k, metrics.churn(out[k], prev[k]))
+        for k in sorted(out)
+        if jnp.ndim(out[k]) >= 1 and jnp.shape(out[k])[0] == n
+    ]
+    return rows + [("churn", "", sum(v for _, _, v in rows))]
+
+
+def _per_weight_layer(name: str, f: Callable[[ProbeInputs], dict[str, Any]]):
+    def rows(p: ProbeInputs) -> Rows:
+        return [(name, layer, v) for layer, v in f(p).items()]
+
+    return rows
 
 
 def _weights(p: ProbeInputs) -> Rows:
@@ -238,8 +328,19 @@ def _unit(name, aliases, summary, fn, **extra) -> None:
 # fmt: off
 _unit("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare 2024)",
       _pooled_units("dead_fraction", metrics.dead_fraction))
-_unit("dormant_fraction", ("dormant",), "units with E|h_i| / mean_k E|h_k| ≤ 0.1 (Sokar 2023, ReDo)",
-      _pooled_units("dormant_fraction", metrics.dormant_fraction))
+_unit("dormant_fraction", ("dormant",),
+      f"units with E|h_i| / mean_k E|h_k| ≤ τ, τ 0.1 and 0.025 ({DORMANT_STRICT}) (Sokar 2023, ReDo)",
+      _dormant)
+_unit("grama_dormant_fraction", ("grama",),
+      "units with E|∂L/∂z_i| / mean_k E|∂L/∂z_k| ≤ 0.1, z the pre-activation (Liu 2025, GraMa)",
+      _pooled_units("grama_dormant_fraction", metrics.grama_dormant_fraction, _preactivation_gradients),
+      stream_check=_needs_targets("grama_dormant_fraction"))
+_unit("duplicate_fraction", ("duplicate",), "units correlated |ρ| > 0.95 with another unit of their layer",
+      _pooled_units("duplicate_fraction", metrics.duplicate_fraction, concat=False))
+_unit("feature_norm", (), "E‖φ(x)‖₂ of each hidden layer's features (Lyle 2024)", _feature_norm)
+_unit("preactivation_shift", ("preact_shift",),
+      "mean(z) − mean(z₀) and std(z)/std(z₀) of pre-activations against θ₀ (Lyle 2024)",
+      _preactivation_shift, needs_params0=True)
 _unit("inactive_fraction", ("inactive",), "units nonzero on < 1% of probe inputs (Dohare 2024, CIFAR)",
       _pooled_units("inactive_fraction", metrics.inactive_fraction))
 _unit("linear_fraction", ("linearized", "linear"), "units with pre-activation > 0 on every input (Lyle 2024)",
@@ -260,6 +361,14 @@ _unit("stable_rank_classic", ("classic_rank",), "‖Φ‖_F² / σ_1² (Rudelson
       _per_layer_rank("stable_rank_classic", metrics.stable_rank_classic))
 _add("weight_magnitude", ("weights", "wmag"), "mean |w| over weight matrices, per layer and all (Dohare 2024)",
      _weights)
+_add("isometry_gap", (), "‖WᵀW − I‖_F / ‖I‖_F per weight layer, on its smaller side (FIRE, Han 2026)",
+     _per_weight_layer("isometry_gap", lambda p: metrics.isometry_gap_per_layer(p.params)))
+_add("effective_lr", ("relative_update",),
+     "‖ΔW_l‖ / ‖W_l‖ per weight layer since the previous probe (Lyle 2024, NaP)",
+     _per_weight_layer("effective_lr", lambda p: metrics.effective_lr_per_layer(p.params, p.params_prev)),
+     needs_params_prev=True)
+_add("churn", (), "E‖f_θ(x) − f_θprev(x)‖² on the probe batch since the previous probe (Tang 2025, C-CHAIN)",
+     _churn, needs_params_prev=True)
 _add("param_norm", (), "‖θ‖₂ (Lyle 2024)", lambda p: [("param_norm", "", metrics.param_norm(p.params))])
 _add("distance_from_init", ("distance",), "‖θ − θ₀‖₂ (Kumar 2024)",
      lambda p: [("distance_from_init", "", metrics.distance_from_init(p.params, p.params0))],

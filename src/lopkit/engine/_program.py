@@ -152,6 +152,8 @@ class Program:
         stream_state = self.stream.init(keys["stream"])
         learner = self.learner.init(jax.random.fold_in(root, _KEY_INIT))
         extra = {"params0": learner["params"]} if self.needs_params0 else {}
+        if self.needs_params_prev:  # the parameters at the last probe (θ₀ before the first)
+            extra["params_prev"] = learner["params"]
         if self.protocol is not None:
             extra["protocol"] = self.protocol.init(learner["params"])
         return {
@@ -253,6 +255,10 @@ class Program:
     def needs_params0(self) -> bool:
         return any(_probes.PROBES[n].needs_params0 for n in self.probes)
 
+    @property
+    def needs_params_prev(self) -> bool:
+        return any(_probes.PROBES[n].needs_params_prev for n in self.probes)
+
     def _probe_values(self, state: dict[str, Any], bin_index: jax.Array):
         self = self.configured(state.get("settings"))
         key = jax.random.fold_in(state["keys"]["probe"], bin_index)
@@ -263,6 +269,7 @@ class Program:
         inputs = _probes.ProbeInputs(
             params=params,
             params0=state.get("params0"),
+            params_prev=state.get("params_prev"),
             opt_state=state["learner"]["opt_state"],
             pre=trace.pre,
             hidden=trace.hidden,
@@ -295,7 +302,7 @@ class Program:
                 return run._block(state, b * blocks_per_bin + j)
 
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
-            return state, self._bin_values(state, b, totals, records)
+            return self._bin_values(state, b, totals, records)
 
         shapes = jax.eval_shape(lambda s: bin_body(s, first_bin)[1], state)
         out = jax.tree_util.tree_map(
@@ -311,9 +318,11 @@ class Program:
         return state, errors, values
 
     def _bin_values(self, state: dict[str, Any], b: jax.Array, totals: jax.Array, records: Any):
-        """The end of bin ``b`` for one seed: (mean error per update, values: the records,
-        then the probes or NaN), from the bin's block totals ``[blocks]`` and records
-        ``(totals [blocks, R], counts [blocks, R])`` or None."""
+        """The end of bin ``b`` for one seed: (state, (mean error per update, values: the
+        records, then the probes or NaN)), from the bin's block totals ``[blocks]`` and
+        records ``(totals [blocks, R], counts [blocks, R])`` or None. When probes are taken,
+        ``state["params_prev"]`` (kept for probes that compare with the last probe's
+        parameters) becomes the current parameters."""
         n_labels = len(self.labels) if self.probes else 0
         blocks_per_bin = self.bin_size // self.block_size
         error = totals.sum() / (blocks_per_bin * self.updates_per_block)
@@ -332,9 +341,16 @@ class Program:
                 lambda s: jnp.full((n_labels,), jnp.nan, jnp.float32),
                 state,
             )
+            if "params_prev" in state:
+                prev = jax.tree_util.tree_map(
+                    lambda new, old: jnp.where(take, new, old),
+                    state["learner"]["params"],
+                    state["params_prev"],
+                )
+                state = {**state, "params_prev": prev}
         else:
             values = jnp.zeros((0,), jnp.float32)
-        return error, jnp.concatenate([recorded.astype(jnp.float32), values])
+        return state, (error, jnp.concatenate([recorded.astype(jnp.float32), values]))
 
     # ---- all seeds ------------------------------------------------------------------
     @functools.cached_property

@@ -6,6 +6,16 @@ docs/design.md §11.
 """
 
 from lopkit.metrics._curvature import sharpness
+from lopkit.metrics._dynamics import (
+    churn,
+    effective_lr_per_layer,
+    feature_norm,
+    isometry_gap,
+    isometry_gap_per_layer,
+    preactivation_shift,
+    relative_update,
+)
+from lopkit.metrics._gradients import feature_gradients
 from lopkit.metrics._ntk import ntk_gram, ntk_summary
 from lopkit.metrics._probe import adam_moment_norms, plasticity_probe
 from lopkit.metrics._rank import (
@@ -22,6 +32,9 @@ from lopkit.metrics._units import (
     dead_fraction,
     dormant_fraction,
     dormant_scores,
+    duplicate_fraction,
+    grama_dormant_fraction,
+    grama_scores,
     inactive_fraction,
     linear_fraction,
     saturated_fraction,
@@ -37,6 +50,17 @@ from lopkit.metrics._weights import (
 
 __all__ = [
     "SATURATION_THRESHOLDS",
+    "churn",
+    "duplicate_fraction",
+    "effective_lr_per_layer",
+    "feature_gradients",
+    "feature_norm",
+    "grama_dormant_fraction",
+    "grama_scores",
+    "isometry_gap",
+    "isometry_gap_per_layer",
+    "preactivation_shift",
+    "relative_update",
     "adam_moment_norms",
     "approximate_rank",
     "as_units",

@@ -185,3 +185,86 @@ def saturated_fraction(h, activation: str, threshold: float | None = None) -> jn
     else:
         saturated = (u > t) | (u < 1.0 - t)
     return jnp.mean(jnp.all(saturated, axis=0).astype(jnp.float32))
+
+
+def duplicate_fraction(h, threshold: float = 0.95, std_eps: float = 1e-6) -> jnp.ndarray:
+    """Fraction of duplicate units: ``|ρ(h_i, h_j)| > threshold`` for some other unit ``j``.
+
+    ``ρ`` is the Pearson correlation of two units' activations over the probe inputs (and
+    positions, for conv layers). A *constant* unit (standard deviation ``≤ std_eps`` times
+    the layer's largest one, or exactly 0: dead units, units saturated on every input) has
+    no correlation and is never a duplicate, nor does it make another unit one; it stays in
+    the denominator (the fraction is over all units of the layer). Two units that are
+    copies or negated copies of each other are both duplicates. An all-constant layer has
+    fraction 0.
+
+    Args:
+      h: ``[batch, units]`` or ``[batch, height, width, channels]``.
+      threshold: the correlation above which two units are duplicates; 0.95.
+      std_eps: relative standard deviation under which a unit counts as constant.
+
+    Returns:
+      Scalar in [0, 1].
+
+    No paper fixes this test: it is lopkit's count of redundant units (a unit that another
+    one already represents up to scale and sign adds no capacity), threshold 0.95.
+    """
+    u = as_units(h)
+    u = u.astype(jnp.promote_types(u.dtype, jnp.float32))
+    centered = u - jnp.mean(u, axis=0)
+    std = jnp.sqrt(jnp.mean(centered * centered, axis=0))
+    live = std > std_eps * jnp.max(std)
+    z = centered / jnp.where(live, std, 1.0)
+    rho = (z.T @ z) / u.shape[0]
+    pair = live[:, None] & live[None, :] & ~jnp.eye(u.shape[1], dtype=bool)
+    dup = jnp.any(pair & (jnp.abs(rho) > threshold), axis=1)
+    return jnp.mean(dup.astype(jnp.float32))
+
+
+def grama_scores(g) -> jnp.ndarray:
+    """GraMa scores ``s_i = E|g_i| / ((1/U) Σ_k E|g_k|)`` of the loss gradients ``g`` at a
+    layer's units: ReDo's normalized score (:func:`dormant_scores`) computed on gradients
+    instead of activations.
+
+    Which gradient: the probes pass ``g = ∂L/∂z``, the gradient at each unit's
+    PRE-activation ``z`` (per example), which is what reaches the unit's parameters
+    (``∂L/∂b_i = Σ_n g_{n,i}``, ``∂L/∂W_{ji} = Σ_n x_{n,j} g_{n,i}``): a dead ReLU unit has
+    ``g_i = 0`` and the score 0. The gradient at its OUTPUT ``h`` would not show it:
+    ``∂L/∂h_i = Σ_j δ_j W_{ij}`` is whatever the next layer sends back, dead or not.
+    (A weight-gradient reading, ``mean_j |∂L/∂W_{ji}|``, is a third variant; see
+    docs/metrics.md.) The expectation is over the probe inputs (and positions for conv
+    layers); a layer whose gradients are all zero gets every score 0.
+
+    Args:
+      g: per-example gradients of the probe loss at the layer's units, ``[batch, units]``
+        or ``[batch, height, width, channels]`` (of the batch-mean loss: the common factor
+        ``1/batch`` cancels in the ratio).
+
+    Returns:
+      ``[units]`` non-negative scores.
+
+    References:
+      Liu, Wu, Obando-Ceron, Castro, Courville & Pan, "Measure gradients not activations!
+      Enhancing neuronal activity in deep reinforcement learning", 2025 (arXiv 2505.24061),
+      the GraMa metric (a unit's learning capacity: the gradient magnitude it receives).
+    """
+    return dormant_scores(g)
+
+
+def grama_dormant_fraction(g, tau: float = 0.1) -> jnp.ndarray:
+    """Fraction of units whose GraMa score :func:`grama_scores` is ``≤ tau`` (compared as
+    ``s_i ≤ tau + 1e-6``, as :func:`dormant_fraction`). An all-zero gradient layer is
+    entirely dormant (1.0).
+
+    Args:
+      g: gradients at the units, ``[batch, units]`` or ``[batch, height, width, channels]``.
+      tau: threshold; 0.1 (ReDo's, whose activation score GraMa replaces; the reset rule's
+        own τ is a setting of the ``regrama`` remedy).
+
+    Returns:
+      Scalar in [0, 1].
+
+    References:
+      Liu et al. 2025 (arXiv 2505.24061), GraMa / ReGraMa.
+    """
+    return dormant_fraction(g, tau)

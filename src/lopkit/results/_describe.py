@@ -35,6 +35,15 @@ LABELS = {
     "train_accuracy": "Training accuracy",
     "dead_fraction": "Fraction of dead units",
     "dormant_fraction": "Fraction of dormant units",
+    "dormant_fraction_0.025": "Fraction of dormant units (τ 0.025)",
+    "grama_dormant_fraction": "Fraction of gradient-dormant units (GraMa)",
+    "duplicate_fraction": "Fraction of duplicate units (|ρ| > 0.95)",
+    "feature_norm": "Feature norm E‖φ(x)‖₂",
+    "preactivation_mean_shift": "Pre-activation mean − its value at init",
+    "preactivation_std_ratio": "Pre-activation std / its value at init",
+    "isometry_gap": "Isometry gap ‖WᵀW − I‖_F / ‖I‖_F",
+    "effective_lr": "Relative update ‖ΔW‖ / ‖W‖ since the last probe",
+    "churn": "Output churn E‖f_θ(x) − f_θprev(x)‖²",
     "inactive_fraction": "Fraction of inactive units",
     "linear_fraction": "Fraction of linearized units",
     "saturated_fraction": "Fraction of saturated units",
@@ -59,8 +68,9 @@ LABELS = {
 # Their whole-network row is the last hidden layer's value (the representation's rank).
 LAST_LAYER = {"effective_rank", "srank", "approximate_rank", "feature_rank", "stable_rank_classic"}
 # Their whole-network row pools the units of every hidden layer.
-POOLED = {"dead_fraction", "dormant_fraction", "inactive_fraction", "linear_fraction",
-          "saturated_fraction"}  # fmt: skip
+POOLED = {"dead_fraction", "dormant_fraction", "dormant_fraction_0.025", "inactive_fraction",
+          "linear_fraction", "saturated_fraction", "grama_dormant_fraction",
+          "duplicate_fraction", "feature_norm"}  # fmt: skip
 # The metrics a benchmark reports per bin (averaged over the bin's steps), not probes.
 REPORTED = ("mse", "accuracy", "train_accuracy")
 ONLINE = {"accuracy": "Online accuracy", "train_accuracy": "Online training accuracy"}
@@ -79,8 +89,10 @@ def metric_label(metric: str, layer: str, layers: list[str] | None = None) -> st
         return f"{name} ({last + ': ' if last else ''}the last hidden layer)"
     if metric in POOLED:
         return f"{name} (all hidden layers)"
-    if metric == "weight_magnitude":
+    if metric in ("weight_magnitude", "effective_lr"):
         return f"{name} (all layers)"
+    if metric in ("isometry_gap", "preactivation_mean_shift", "preactivation_std_ratio"):
+        return f"{name} (mean over layers)"
     return name
 
 
