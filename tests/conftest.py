@@ -14,6 +14,9 @@ os.environ.setdefault("LOPKIT_CPU_DEVICES", "1")
 # Few XLA optimizations by default (see _few_optimizations), also for what a session- or
 # module-scoped fixture compiles or starts before a test's own fixtures run.
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# Nothing renders: dm-control would otherwise look for an OpenGL backend when a test imports
+# it (GLFW first, which warns without a display). lopkit.dmc_envs sets the same.
+os.environ.setdefault("MUJOCO_GL", "disable")
 # JAX as lopkit runs it (CPU devices, the ISA cap of bit-exact batching), before any test's
 # JAX code starts the backend: lopkit itself configures it only when it first runs
 # something (docs/design.md §7), and many tests compute before they make an experiment.

@@ -39,6 +39,7 @@ statistics: a resumed run continues exactly.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any
 
 import numpy as np
@@ -121,6 +122,9 @@ class DMCEnvs:
     ``task_id``: the current task's index in ``TASKS[domain]``)."""
 
     def __init__(self, seeds, base_seed: int = 0, config: DMCConfig | None = None):
+        # lopkit never renders: without this dm-control looks for an OpenGL backend (GLFW
+        # first, which warns on a machine without a display). A user's choice is kept.
+        os.environ.setdefault("MUJOCO_GL", "disable")
         from dm_control import suite
 
         self.config = c = config or DMCConfig()
