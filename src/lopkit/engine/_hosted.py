@@ -40,7 +40,7 @@ def host_chunk(program: Any, state: dict[str, Any], first_bin: int, n_bins: int)
             # only what acting reads, so that a step's call passes few buffers, on one
             # device: a call across devices per env step would wait on each of them
             params, stream_state, keys = _devices.gather(
-                (device["learner"]["params"], device["stream"], device["keys"]["stream"])
+                (program.learner.predicting(device["learner"]), device["stream"], device["keys"]["stream"])
             )
             noise = jax.device_get(act_noise(program, keys, index))  # [n, K, …] on the host
 

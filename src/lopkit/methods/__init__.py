@@ -1,7 +1,16 @@
 """Remedies for loss of plasticity: one file each, a registry, one composition rule."""
 
 from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS, AdamEqualBetasConfig
-from lopkit.methods._base import BoundaryEvent, Context, EmptyConfig, Parts, Remedy, UnitRule
+from lopkit.methods._base import (
+    BoundaryEvent,
+    Context,
+    EmptyConfig,
+    Objective,
+    Parts,
+    Remedy,
+    UnitRule,
+)
+from lopkit.methods._c_chain import C_CHAIN, CChainConfig, churn
 from lopkit.methods._cbp import CBP, CBPConfig, contribution, max_replacements, select_replacements
 from lopkit.methods._crelu import CRELU, CReLUConfig, matched_sizes, mlp_param_count
 from lopkit.methods._dropout import DROPOUT, DropoutConfig
@@ -39,6 +48,7 @@ from lopkit.methods._weight_clip import WEIGHT_CLIP, WeightClipConfig, layer_bou
 
 __all__ = [
     "ADAM_EQUAL_BETAS",
+    "C_CHAIN",
     "CBP",
     "CRELU",
     "DROPOUT",
@@ -55,6 +65,7 @@ __all__ = [
     "WEIGHT_CLIP",
     "AdamEqualBetasConfig",
     "BoundaryEvent",
+    "CChainConfig",
     "CBPConfig",
     "CReLUConfig",
     "Composed",
@@ -64,6 +75,7 @@ __all__ = [
     "L2Config",
     "L2DecoupledConfig",
     "L2InitConfig",
+    "Objective",
     "Parts",
     "ReDoConfig",
     "Remedy",
@@ -76,6 +88,7 @@ __all__ = [
     "UnitRule",
     "WeightClipConfig",
     "add_init_offset",
+    "churn",
     "compose",
     "contribution",
     "fresh_incoming",

@@ -10,7 +10,16 @@ import optax
 from lopkit import _config
 from lopkit._errors import ConfigError
 from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS
-from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
+from lopkit.methods._base import (
+    BoundaryEvent,
+    Context,
+    GradientFn,
+    Objective,
+    Parts,
+    Remedy,
+    UnitRule,
+)
+from lopkit.methods._c_chain import C_CHAIN
 from lopkit.methods._cbp import CBP
 from lopkit.methods._crelu import CRELU
 from lopkit.methods._dropout import DROPOUT
@@ -47,6 +56,7 @@ REMEDIES: dict[str, Remedy] = {
         WEIGHT_CLIP,
         RESET_HEAD,
         RESET_ALL,
+        C_CHAIN,
     )
 }
 
@@ -126,6 +136,29 @@ class Composed:
     def boundary_events(self) -> tuple[BoundaryEvent, ...]:
         return tuple(p.boundary for p in self.parts if p.boundary is not None)
 
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return tuple(p.objective for p in self.parts if p.objective is not None)
+
+    @property
+    def gradient_fn(self) -> GradientFn | None:
+        """The one wrapper of the gradient computation (``compose`` refuses two), or None."""
+        return next((p.gradient_fn for p in self.parts if p.gradient_fn is not None), None)
+
+    @property
+    def has_evaluation(self) -> bool:
+        return any(p.evaluation is not None for p in self.parts)
+
+    def evaluation_params(self, rule_states: list[Any], params: Any) -> Any:
+        """The params that predict: the evaluation part's (from its remedy's unit-rule
+        state), else ``params``."""
+        j = 0  # the index of each remedy's unit rule among the rules
+        for part in self.parts:
+            if part.evaluation is not None:
+                return part.evaluation(rule_states[j], params)
+            j += part.unit_rule is not None
+        return params
+
 
 def remedy_configs(
     names: list[str],
@@ -172,4 +205,17 @@ def compose(
             raise AssertionError(
                 f"remedy {n!r} built parts {sorted(given)} but declares {REMEDIES[n].parts}"
             )
+    for kind, what in (
+        ("gradient_fn", "wrap the gradient computation"),
+        ("evaluation", "replace the parameters that predict"),
+    ):
+        owners = [n for n, p in zip(names, parts, strict=True) if getattr(p, kind) is not None]
+        if len(owners) > 1:
+            raise ConfigError(
+                f"remedies {owners[0]!r} and {owners[1]!r} both {what}; they cannot be "
+                "combined (one of them at a time)"
+            )
+    for n, p in zip(names, parts, strict=True):
+        if p.evaluation is not None and p.unit_rule is None:
+            raise AssertionError(f"remedy {n!r} gives evaluation params without a unit rule")
     return Composed(tuple(names), configs, parts)

@@ -1,0 +1,202 @@
+"""The remedies that use the objective, gradient_fn and evaluation parts (docs/design.md §5),
+each checked by hand on a tiny network through the one learner, and the composition rule's
+refusals."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from lopkit import _config
+from lopkit._errors import ConfigError
+from lopkit._experiment import make_experiment
+from lopkit.engine._learner import Learner, squared_error
+from lopkit.methods import REMEDIES, Context, EmptyConfig, Parts, Remedy, UnitRule, compose
+from lopkit.nets import MLP, MLPConfig
+
+KEY = jax.random.PRNGKey(0)
+STEP_KEY = jax.random.PRNGKey(7)
+TINY = {"data": "digits", "hidden": "16", "examples_per_task": 40, "lr": 0.01}
+
+
+def _net(sizes=(3, 4, 2)):
+    return MLP(MLPConfig(sizes=sizes))
+
+
+def _learner(method, net, lr=0.1, **settings):
+    names = method.split("+")
+    configs = tuple(_config.build(REMEDIES[n].config, settings.get(n, {})) for n in names)
+    composed = compose(names, configs, Context(net, lr))
+    base = optax.sgd(lr)
+    return Learner(net, squared_error, squared_error, composed, composed.transformation(base), base)
+
+
+def _f(p, x):
+    """The tiny MLP by hand: relu(x W0 + b0) W1 + b1."""
+    h = jnp.maximum(x @ p["hidden_0"]["w"] + p["hidden_0"]["b"], 0.0)
+    return h @ p["output"]["w"] + p["output"]["b"]
+
+
+def _batch(key, n=2, d=3, k=2):
+    kx, ky = jax.random.split(key)
+    return jax.random.normal(kx, (n, d)), jax.random.normal(ky, (n, k))
+
+
+def _step(learner, state, x, y, t=0):
+    return learner.step(state, x, y, jnp.zeros((), bool), STEP_KEY, jnp.int32(t))
+
+
+def _close(a, b, **kw):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), **kw)
+
+
+def _sgd(params, grads, lr):
+    return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
+
+
+def _smoke(bench, method, settings=None, steps=200, seeds=2):
+    """A few steps through the engine: finite errors and params."""
+    base = TINY if bench == "permuted" else {}
+    e = make_experiment(bench, method, {**base, **(settings or {})}, seeds=seeds, steps=steps,
+                        bin_size=steps // 2, metrics=())  # fmt: skip
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    state, errors, _ = program.chunk(state, jnp.int32(0), 2)
+    assert np.isfinite(np.asarray(errors)).all()
+    for leaf in jax.tree_util.tree_leaves(state["learner"]["params"]):
+        assert np.isfinite(np.asarray(leaf)).all()
+    return np.asarray(errors), state
+
+
+# ---- the composition rule ---------------------------------------------------------------
+
+
+def _fake(name, **parts):
+    def build(config, ctx):
+        return Parts(**parts)
+
+    return Remedy(name, "test", "test", EmptyConfig, build, tuple(parts))
+
+
+def test_two_gradient_wrappers_or_two_evaluations_are_refused(monkeypatch):
+    rule = UnitRule(lambda p: 0, lambda s, p, o, tr, k, t: (s, p, o))
+    wrap = _fake("wrap_a", gradient_fn=lambda vg, p, k: vg(p))
+    wrap_b = _fake("wrap_b", gradient_fn=lambda vg, p, k: vg(p))
+    slow_a = _fake("slow_a", unit_rule=rule, evaluation=lambda s, p: p)
+    slow_b = _fake("slow_b", unit_rule=rule, evaluation=lambda s, p: p)
+    for r in (wrap, wrap_b, slow_a, slow_b):
+        monkeypatch.setitem(REMEDIES, r.name, r)
+    net = _net()
+    ctx = Context(net, 0.1)
+    with pytest.raises(ConfigError, match="'wrap_a' and 'wrap_b' both wrap the gradient"):
+        compose(["wrap_a", "wrap_b"], (EmptyConfig(),) * 2, ctx)
+    with pytest.raises(ConfigError, match="'slow_a' and 'slow_b' both replace the parameters"):
+        compose(["slow_a", "slow_b"], (EmptyConfig(),) * 2, ctx)
+    compose(["wrap_a", "slow_a"], (EmptyConfig(),) * 2, ctx)  # one of each composes
+
+
+def test_the_evaluation_params_predict_and_the_params_train(monkeypatch):
+    """A remedy whose evaluation params are all zeros: the reported error is that of the
+    zero network (0 output), while the update is plain SGD on the params."""
+    rule = UnitRule(lambda p: jax.tree_util.tree_map(jnp.zeros_like, p),
+                    lambda s, p, o, tr, k, t: (s, p, o))  # fmt: skip
+    zeros = _fake("zeros", unit_rule=rule, evaluation=lambda s, p: s)
+    monkeypatch.setitem(REMEDIES, "zeros", zeros)
+    net = _net()
+    x, y = _batch(KEY)
+    learner = _learner("zeros", net)
+    state = learner.init(jax.random.PRNGKey(1))
+    new, error, loss = _step(learner, state, x, y)
+    np.testing.assert_allclose(error, jnp.mean(y**2), rtol=1e-6)  # the zero net's error
+    p = state["params"]
+    np.testing.assert_allclose(loss, jnp.mean((_f(p, x) - y) ** 2), rtol=1e-6)
+    grads = jax.grad(lambda q: jnp.mean((_f(q, x) - y) ** 2))(p)
+    _close(new["params"], _sgd(p, grads, 0.1), rtol=1e-5, atol=1e-7)
+    assert learner.predicting(new) is new["rules"][0]
+
+
+# ---- c_chain ----------------------------------------------------------------------------
+
+
+def test_c_chain_term_is_lambda_times_the_churn_on_the_reference_batch():
+    net = _net()
+    learner = _learner("c_chain", net, c_chain={
+        "relative_scale": 0.1, "decay_rate": 0.5, "warmup": 2, "reference_size": 3,
+    })  # fmt: skip
+    (term,) = learner.method.objectives
+    theta = net.init(jax.random.PRNGKey(1))
+    prev = net.init(jax.random.PRNGKey(2))
+    ref = jax.random.normal(jax.random.PRNGKey(3), (3, 3))
+    state = {"prev": prev, "ref": ref, "filled": jnp.int32(2), "loss": jnp.float32(0.3),
+             "churn": jnp.float32(0.02), "count": jnp.int32(4)}  # fmt: skip
+    value, c = term.term(state, theta, None, None, None, 0)
+    churn = np.mean((_f(theta, ref[:2]) - _f(prev, ref[:2])) ** 2)  # row 3 not filled yet
+    np.testing.assert_allclose(c, churn, rtol=1e-5)
+    corr = 1 - 0.5**4
+    lam = 0.1 * (0.3 / corr) / (0.02 / corr + 1e-8)
+    np.testing.assert_allclose(value, lam * churn, rtol=1e-5)
+    warm = term.term({**state, "count": jnp.int32(1)}, theta, None, None, None, 0)[0]
+    np.testing.assert_allclose(warm, 1.0 * churn, rtol=1e-5)  # initial_coef in the warm-up
+
+
+def test_c_chain_two_sgd_steps_by_hand():
+    """Step 0: θ⁻ = θ₀, the term is 0 (plain SGD); the state then holds θ₀ and the batch.
+    Step 1: SGD on L + λ·C with C against θ₀ on the step-0 inputs (λ = 2 in the warm-up)."""
+    net = _net()
+    lr = 0.1
+    learner = _learner("c_chain", net, lr, c_chain={"initial_coef": 2.0, "reference_size": 3})
+    state = learner.init(jax.random.PRNGKey(1))
+    theta0 = state["params"]
+    x0, y0 = _batch(jax.random.PRNGKey(4))
+    x1, y1 = _batch(jax.random.PRNGKey(5))
+    s1, _, _ = _step(learner, state, x0, y0, 0)
+    g0 = jax.grad(lambda q: jnp.mean((_f(q, x0) - y0) ** 2))(theta0)
+    theta1 = _sgd(theta0, g0, lr)
+    _close(s1["params"], theta1, rtol=1e-5, atol=1e-7)
+    obj = s1["objectives"][0]
+    _close(obj["prev"], theta0)
+    np.testing.assert_array_equal(obj["ref"][:2], x0)
+    assert int(obj["filled"]) == 2
+
+    def total(q):
+        churn = jnp.mean((_f(q, x0) - _f(theta0, x0)) ** 2)
+        return jnp.mean((_f(q, x1) - y1) ** 2) + 2.0 * churn
+
+    s2, _, loss = _step(learner, s1, x1, y1, 1)
+    _close(s2["params"], _sgd(theta1, jax.grad(total)(theta1), lr), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(loss, jnp.mean((_f(theta1, x1) - y1) ** 2), rtol=1e-6)
+    np.testing.assert_array_equal(s2["objectives"][0]["ref"][:2], x1)  # newest first
+    np.testing.assert_array_equal(s2["objectives"][0]["ref"][2], x0[0])
+    assert int(s2["objectives"][0]["filled"]) == 3
+
+
+@pytest.mark.parametrize("bench", ["scr", "permuted"])
+def test_c_chain_composes_with_l2(bench):
+    errors, state = _smoke(bench, "c_chain+l2")
+    assert int(state["learner"]["objectives"][0]["count"][0]) == 200
+
+
+CONTROL = {"hidden": "16,16", "rollout_steps": "256", "epochs": "2", "minibatches": "4"}
+CONTROL_RUN = {"steps": 512, "bin_size": 256, "block_size": 256, "metrics": ()}
+
+
+def _control(method, settings=None):
+    """Two PPO rollouts of a tiny agent on the control benchmark: finite results."""
+    e = make_experiment("control", method, {**CONTROL, **(settings or {})}, seeds=2,
+                        **CONTROL_RUN)  # fmt: skip
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    state, errors, _ = program.chunk(state, jnp.int32(0), 2)
+    assert np.isfinite(np.asarray(errors)).all()
+    for leaf in jax.tree_util.tree_leaves(state["learner"]["params"]):
+        assert np.isfinite(np.asarray(leaf)).all()
+    return state
+
+
+def test_c_chain_on_a_ppo_agent():
+    state = _control("c_chain")
+    obj = state["learner"]["objectives"][0]
+    assert (np.asarray(obj["count"]) == 16).all()  # 2 rollouts × 2 epochs × 4 minibatches
+    assert (np.asarray(obj["churn"]) > 0).all()  # the policy moved off its batch
