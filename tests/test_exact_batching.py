@@ -42,6 +42,7 @@ SWEEP = {
     "l2_decoupled": {"l2_decoupled.weight_decay": "0.001,0.01"},
     "adam_equal_betas": {"adam_equal_betas.beta": "0.9,0.99"},
     "c_chain": {"c_chain.relative_scale": "0.01,0.1"},
+    "sam": {"sam.rho": "0.01,0.1"},
 }
 COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
 

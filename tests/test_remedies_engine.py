@@ -200,3 +200,44 @@ def test_c_chain_on_a_ppo_agent():
     obj = state["learner"]["objectives"][0]
     assert (np.asarray(obj["count"]) == 16).all()  # 2 rollouts × 2 epochs × 4 minibatches
     assert (np.asarray(obj["churn"]) > 0).all()  # the policy moved off its batch
+
+
+# ---- sam --------------------------------------------------------------------------------
+
+
+def test_sam_steps_with_the_gradient_at_the_perturbed_point():
+    net = _net()
+    lr, rho = 0.1, 0.3
+    learner = _learner("sam", net, lr, sam={"rho": rho})
+    state = learner.init(jax.random.PRNGKey(1))
+    theta = state["params"]
+    x, y = _batch(jax.random.PRNGKey(4))
+
+    def loss(q):
+        return jnp.mean((_f(q, x) - y) ** 2)
+
+    g = jax.grad(loss)(theta)
+    norm = np.sqrt(sum(float(jnp.sum(v**2)) for v in jax.tree_util.tree_leaves(g)))
+    eps = jax.tree_util.tree_map(lambda v: rho * v / norm, g)
+    g_sam = jax.grad(loss)(jax.tree_util.tree_map(jnp.add, theta, eps))
+    new, error, reported = _step(learner, state, x, y)
+    _close(new["params"], _sgd(theta, g_sam, lr), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(reported, loss(theta), rtol=1e-6)  # the loss at θ
+    np.testing.assert_allclose(error, loss(theta), rtol=1e-6)
+    flat = _learner("sam", net, lr, sam={"rho": 0.0})  # ρ = 0: plain SGD
+    _close(_step(flat, state, x, y)[0]["params"], _sgd(theta, g, lr), rtol=1e-5, atol=1e-7)
+
+
+def test_plastic_composes_sam_layernorm_crelu_reset_head():
+    _smoke("scr", "sam+layernorm+crelu+reset_head", {"flip_period": 50})
+    _smoke("permuted", "sam+l2")
+
+
+def test_sam_wraps_c_chain_and_two_sams_are_refused():
+    _smoke("scr", "sam+c_chain")
+    with pytest.raises(ConfigError, match="twice"):
+        make_experiment("scr", "sam+sam")
+
+
+def test_sam_on_a_ppo_agent():
+    _control("sam")

@@ -28,6 +28,7 @@ from lopkit.methods._registry import (
 )
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD, ResetHeadConfig
+from lopkit.methods._sam import SAM, SAMConfig, sam_gradient
 from lopkit.methods._resets import (
     fresh_incoming,
     fresh_optimizer_state,
@@ -59,6 +60,7 @@ __all__ = [
     "REMEDIES",
     "RESET_ALL",
     "RESET_HEAD",
+    "SAM",
     "SHRINK_PERTURB_BOUNDARY",
     "SNR",
     "UPGD",
@@ -80,6 +82,7 @@ __all__ = [
     "ReDoConfig",
     "Remedy",
     "ResetHeadConfig",
+    "SAMConfig",
     "SNRConfig",
     "ShrinkPerturbBoundaryConfig",
     "ShrinkPerturbConfig",
@@ -105,6 +108,7 @@ __all__ = [
     "require_unit_layers",
     "reset_units_everywhere",
     "reset_units_where_any",
+    "sam_gradient",
     "select_replacements",
     "silence_threshold",
     "upgd",

@@ -29,6 +29,7 @@ from lopkit.methods._layernorm import LAYERNORM
 from lopkit.methods._redo import REDO
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
+from lopkit.methods._sam import SAM
 from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
 from lopkit.methods._snr import SNR
@@ -57,6 +58,7 @@ REMEDIES: dict[str, Remedy] = {
         RESET_HEAD,
         RESET_ALL,
         C_CHAIN,
+        SAM,
     )
 }
 
