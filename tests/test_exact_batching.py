@@ -28,6 +28,7 @@ ACTIVE = {
     "cbp": {"cbp.maturity_threshold": 20},
     "redo": {"redo.reset_every": 50},
     "snr": {"snr.min_threshold": 3},
+    "hare_tortoise": {"hare_tortoise.reset_every": 50},
 }
 SWEEP = {
     "cbp": {"cbp.replacement_rate": "0.02,0.1"},
@@ -43,6 +44,7 @@ SWEEP = {
     "adam_equal_betas": {"adam_equal_betas.beta": "0.9,0.99"},
     "c_chain": {"c_chain.relative_scale": "0.01,0.1"},
     "sam": {"sam.rho": "0.01,0.1"},
+    "hare_tortoise": {"hare_tortoise.momentum": "0.5,0.9"},
 }
 COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
 

@@ -241,3 +241,74 @@ def test_sam_wraps_c_chain_and_two_sams_are_refused():
 
 def test_sam_on_a_ppo_agent():
     _control("sam")
+
+
+# ---- hare_tortoise ----------------------------------------------------------------------
+
+
+def test_hare_tortoise_by_hand():
+    """Step 0: the hare takes an SGD step, the tortoise moves (1 − m) toward it, the error
+    is the tortoise's (θ₀'s). Step 1 (K = 2): the error is the tortoise's, then the hare is
+    reset to the tortoise's new value."""
+    net = _net()
+    lr, m = 0.1, 0.7
+    learner = _learner("hare_tortoise", net, lr, hare_tortoise={"momentum": m, "reset_every": 2})
+    state = learner.init(jax.random.PRNGKey(1))
+    theta0 = state["params"]
+    x0, y0 = _batch(jax.random.PRNGKey(4))
+    x1, y1 = _batch(jax.random.PRNGKey(5))
+
+    def loss(q, x, y):
+        return jnp.mean((_f(q, x) - y) ** 2)
+
+    s1, e0, _ = _step(learner, state, x0, y0, 0)
+    theta1 = _sgd(theta0, jax.grad(loss)(theta0, x0, y0), lr)
+    slow1 = jax.tree_util.tree_map(lambda a, b: m * a + (1 - m) * b, theta0, theta1)
+    _close(s1["params"], theta1, rtol=1e-5, atol=1e-7)
+    _close(learner.predicting(s1), slow1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(e0, loss(theta0, x0, y0), rtol=1e-6)
+
+    s2, e1, l1 = _step(learner, s1, x1, y1, 1)
+    np.testing.assert_allclose(e1, loss(slow1, x1, y1), rtol=1e-5)  # the tortoise predicts
+    np.testing.assert_allclose(l1, loss(theta1, x1, y1), rtol=1e-5)  # the hare learns
+    theta2 = _sgd(theta1, jax.grad(loss)(theta1, x1, y1), lr)
+    slow2 = jax.tree_util.tree_map(lambda a, b: m * a + (1 - m) * b, slow1, theta2)
+    _close(learner.predicting(s2), slow2, rtol=1e-5, atol=1e-7)
+    _close(s2["params"], slow2, rtol=1e-5, atol=1e-7)  # the reset after update 2
+
+
+@pytest.mark.parametrize("bench", ["scr", "permuted"])
+def test_hare_tortoise_composes_with_l2_and_cbp(bench):
+    _smoke(bench, "hare_tortoise+l2", {"hare_tortoise.reset_every": 50})
+    _smoke(bench, "cbp+hare_tortoise", {"cbp.maturity_threshold": 20})
+
+
+def test_hare_tortoise_on_a_ppo_agent_plays_the_tortoise():
+    _control("hare_tortoise", {"hare_tortoise.reset_every": 4})
+
+
+def test_the_probes_read_the_evaluation_params():
+    """hare_tortoise's probes are the tortoise's: replacing the hare's params changes no
+    probe value, replacing the tortoise's does."""
+    run = {"steps": 200, "bin_size": 100, "metrics": ("weight_magnitude", "dead"),
+           "metrics_every": 100, "seeds": 1}  # fmt: skip
+    e = make_experiment("scr", "hare_tortoise", {"hare_tortoise.momentum": "0.9"}, **run)
+    program, _ = e.build()
+    state = program.init(jnp.asarray(e.seed_ids))
+    state, _, _ = program.chunk(state, jnp.int32(0), 2)
+    one = jax.tree_util.tree_map(lambda a: a[0], state)
+
+    def probes(s):
+        return np.asarray(program._probe_values(s, jnp.int32(0))[1])
+
+    def scaled(tree):
+        return jax.tree_util.tree_map(lambda a: 3.0 * a, tree)
+
+    learner = one["learner"]
+    hare = {**one, "learner": {**learner, "params": scaled(learner["params"])}}
+    slow = {**learner["rules"][0], "slow": scaled(learner["rules"][0]["slow"])}
+    tortoise = {**one, "learner": {**learner, "rules": [slow]}}
+    base = probes(one)
+    assert np.isfinite(base).all()
+    np.testing.assert_array_equal(probes(hare), base)
+    assert not np.allclose(probes(tortoise), base)

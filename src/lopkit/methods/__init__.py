@@ -14,6 +14,7 @@ from lopkit.methods._c_chain import C_CHAIN, CChainConfig, churn
 from lopkit.methods._cbp import CBP, CBPConfig, contribution, max_replacements, select_replacements
 from lopkit.methods._crelu import CRELU, CReLUConfig, matched_sizes, mlp_param_count
 from lopkit.methods._dropout import DROPOUT, DropoutConfig
+from lopkit.methods._hare_tortoise import HARE_TORTOISE, HareTortoiseConfig
 from lopkit.methods._l2_decoupled import L2_DECOUPLED, L2DecoupledConfig
 from lopkit.methods._l2_init import L2_INIT, L2InitConfig, add_init_offset
 from lopkit.methods._layernorm import LAYERNORM
@@ -53,6 +54,7 @@ __all__ = [
     "CBP",
     "CRELU",
     "DROPOUT",
+    "HARE_TORTOISE",
     "L2_DECOUPLED",
     "L2_INIT",
     "LAYERNORM",
@@ -74,6 +76,7 @@ __all__ = [
     "Context",
     "DropoutConfig",
     "EmptyConfig",
+    "HareTortoiseConfig",
     "L2Config",
     "L2DecoupledConfig",
     "L2InitConfig",

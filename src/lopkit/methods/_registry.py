@@ -23,6 +23,7 @@ from lopkit.methods._c_chain import C_CHAIN
 from lopkit.methods._cbp import CBP
 from lopkit.methods._crelu import CRELU
 from lopkit.methods._dropout import DROPOUT
+from lopkit.methods._hare_tortoise import HARE_TORTOISE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
@@ -59,6 +60,7 @@ REMEDIES: dict[str, Remedy] = {
         RESET_ALL,
         C_CHAIN,
         SAM,
+        HARE_TORTOISE,
     )
 }
 
