@@ -29,6 +29,7 @@ ACTIVE = {
     "redo": {"redo.reset_every": 50},
     "snr": {"snr.min_threshold": 3},
     "hare_tortoise": {"hare_tortoise.reset_every": 50},
+    "regrama": {"regrama.reset_every": 50},
 }
 SWEEP = {
     "cbp": {"cbp.replacement_rate": "0.02,0.1"},
@@ -45,6 +46,7 @@ SWEEP = {
     "c_chain": {"c_chain.relative_scale": "0.01,0.1"},
     "sam": {"sam.rho": "0.01,0.1"},
     "hare_tortoise": {"hare_tortoise.momentum": "0.5,0.9"},
+    "regrama": {"regrama.threshold": "0.3,0.8"},
 }
 COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
 

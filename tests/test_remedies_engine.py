@@ -312,3 +312,63 @@ def test_the_probes_read_the_evaluation_params():
     assert np.isfinite(base).all()
     np.testing.assert_array_equal(probes(hare), base)
     assert not np.allclose(probes(tortoise), base)
+
+
+# ---- regrama ----------------------------------------------------------------------------
+
+
+def test_regrama_recycles_the_units_without_gradient_where_redo_sees_activity():
+    """Unit 0 is dead (bias −100: no activity, no gradient); unit 1 is active but its
+    outgoing weights are 0, so its incoming weights get no gradient. τ = 0, F = 1, η = 0:
+    ReGraMa recycles both, ReDo only unit 0; the other units take the plain SGD step."""
+    net = _net()
+    lr = 0.1
+    params = net.init(jax.random.PRNGKey(1))
+    params["hidden_0"]["b"] = params["hidden_0"]["b"].at[0].set(-100.0)
+    params["hidden_0"]["w"] = jnp.abs(params["hidden_0"]["w"])
+    params["hidden_0"]["b"] = params["hidden_0"]["b"].at[1].set(5.0)
+    params["output"]["w"] = params["output"]["w"].at[1].set(0.0)
+    x, y = _batch(jax.random.PRNGKey(4))
+    x = jnp.abs(x)  # unit 1 (positive weights, bias 5) is active on every example
+    grads = jax.grad(lambda q: jnp.mean((_f(q, x) - y) ** 2))(params)
+    g = np.abs(np.asarray(grads["hidden_0"]["w"])).mean(0)
+    assert g[0] == 0 and g[1] == 0 and (g[2:] > 0).all()
+    plain = jax.tree_util.tree_map(np.asarray, _sgd(params, grads, lr))
+    settings = {"threshold": 0.0, "reset_every": 1, "decay_rate": 0.0}
+    for name, recycled in (("regrama", [0, 1]), ("redo", [0])):
+        learner = _learner(name, net, lr, **{name: settings})
+        state = {**learner.init(jax.random.PRNGKey(1)), "params": params}
+        state["opt_state"] = learner.tx.init(params)
+        new, _, _ = _step(learner, state, x, y)
+        p = jax.tree_util.tree_map(np.asarray, new["params"])
+        kept = np.array([i for i in range(4) if i not in recycled])
+        for i in recycled:
+            assert float(p["hidden_0"]["b"][i]) == 0.0, (name, i)
+            np.testing.assert_array_equal(p["output"]["w"][i], 0.0)
+            assert not np.allclose(p["hidden_0"]["w"][:, i], plain["hidden_0"]["w"][:, i])
+        np.testing.assert_allclose(p["hidden_0"]["w"][:, kept], plain["hidden_0"]["w"][:, kept],
+                                   rtol=1e-6)  # fmt: skip
+        np.testing.assert_allclose(p["output"]["w"][kept], plain["output"]["w"][kept], rtol=1e-6)
+        assert int(new["rules"][0][0]["replaced"]) == len(recycled), name
+
+
+def test_regrama_score_is_the_mean_incoming_gradient_over_its_layer_mean():
+    net = _net((3, 5, 2))
+    grads = {"hidden_0": {"w": jnp.arange(15.0).reshape(3, 5) - 7.0, "b": jnp.zeros(5)}}
+    from lopkit.methods import gradient_magnitude
+    from lopkit.metrics import dormant_scores
+
+    layer = net.unit_layers[0]
+    g = np.abs(np.arange(15.0).reshape(3, 5) - 7.0).mean(0)
+    np.testing.assert_allclose(gradient_magnitude(layer, None, grads), g)
+    np.testing.assert_allclose(dormant_scores(g[None]), g / g.mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("bench", ["scr", "permuted"])
+def test_regrama_composes_with_l2(bench):
+    _, state = _smoke(bench, "regrama+l2", {"regrama.reset_every": 50, "regrama.threshold": 0.5})
+    assert int(np.asarray(state["learner"]["rules"][0][0]["replaced"]).sum()) > 0
+
+
+def test_regrama_on_a_ppo_agent():
+    _control("regrama", {"regrama.reset_every": 4, "regrama.threshold": 0.5})

@@ -18,7 +18,8 @@ from lopkit.methods._hare_tortoise import HARE_TORTOISE, HareTortoiseConfig
 from lopkit.methods._l2_decoupled import L2_DECOUPLED, L2DecoupledConfig
 from lopkit.methods._l2_init import L2_INIT, L2InitConfig, add_init_offset
 from lopkit.methods._layernorm import LAYERNORM
-from lopkit.methods._redo import REDO, ReDoConfig
+from lopkit.methods._redo import REDO, ReDoConfig, recycling_rule
+from lopkit.methods._regrama import REGRAMA, ReGraMaConfig, gradient_magnitude
 from lopkit.methods._registry import (
     REMEDIES,
     Composed,
@@ -59,6 +60,7 @@ __all__ = [
     "L2_INIT",
     "LAYERNORM",
     "REDO",
+    "REGRAMA",
     "REMEDIES",
     "RESET_ALL",
     "RESET_HEAD",
@@ -83,6 +85,7 @@ __all__ = [
     "Objective",
     "Parts",
     "ReDoConfig",
+    "ReGraMaConfig",
     "Remedy",
     "ResetHeadConfig",
     "SAMConfig",
@@ -99,12 +102,14 @@ __all__ = [
     "contribution",
     "fresh_incoming",
     "fresh_optimizer_state",
+    "gradient_magnitude",
     "gated_gradient",
     "layer_bounds",
     "matched_sizes",
     "max_replacements",
     "mlp_param_count",
     "parse_method",
+    "recycling_rule",
     "register",
     "remedy_configs",
     "replace_layer_everywhere",
