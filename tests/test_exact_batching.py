@@ -47,6 +47,7 @@ SWEEP = {
     "sam": {"sam.rho": "0.01,0.1"},
     "hare_tortoise": {"hare_tortoise.momentum": "0.5,0.9"},
     "regrama": {"regrama.threshold": "0.3,0.8"},
+    "trac": {"trac.s_init": "1e-8,1e-3"},
 }
 COMPOSITIONS = ["cbp+l2", "redo+shrink_perturb", "l2_init+cbp+reset_head"]
 

@@ -372,3 +372,74 @@ def test_regrama_composes_with_l2(bench):
 
 def test_regrama_on_a_ppo_agent():
     _control("regrama", {"regrama.reset_every": 4, "regrama.threshold": 0.5})
+
+
+# ---- trac -------------------------------------------------------------------------------
+
+
+def test_erfi_matches_scipy():
+    from scipy.special import erfi as reference
+
+    from lopkit.methods import erfi
+
+    x = np.array([-3.0, -1.0, -0.2, 0.0, 1e-8, 0.5, 1 / np.sqrt(2), 2.0, 4.0])
+    np.testing.assert_allclose(np.asarray(erfi(jnp.asarray(x, jnp.float32))), reference(x),
+                               rtol=1e-5, atol=1e-12)  # fmt: skip
+
+
+def _trac_oracle(theta0, batches, lr, betas, s_init, eps=1e-8):
+    """TRAC from its equations, in float64 (numpy), SGD as the base optimizer; the gradient
+    at each θ_t from the tiny net (jax, float32)."""
+    from scipy.special import erfi as erfi64
+
+    def leaves(tree):
+        return [np.asarray(a, np.float64) for a in jax.tree_util.tree_leaves(tree)]
+
+    treedef = jax.tree_util.tree_structure(theta0)
+    ref = leaves(theta0)
+    theta = [a.copy() for a in ref]
+    b = np.asarray(betas, np.float64)
+    s, v, sigma = np.zeros(len(b)), np.zeros(len(b)), np.full(len(b), 1e-8)
+    for x, y in batches:
+        q = treedef.unflatten([jnp.asarray(a, jnp.float32) for a in theta])
+        g = leaves(jax.grad(lambda q: jnp.mean((_f(q, x) - y) ** 2))(q))
+        delta = [(t - r) / (s.sum() + eps) for t, r in zip(theta, ref, strict=True)]
+        h = sum(float(np.dot(d.ravel(), gg.ravel())) for d, gg in zip(delta, g, strict=True))
+        delta = [d - lr * gg for d, gg in zip(delta, g, strict=True)]
+        v = b**2 * v + h**2
+        sigma = b * sigma - h
+        s = s_init / erfi64(1 / np.sqrt(2)) * erfi64(sigma / (np.sqrt(2) * np.sqrt(v) + eps))
+        theta = [r + d * max(s.sum(), 0.0) for r, d in zip(ref, delta, strict=True)]
+    return treedef.unflatten(theta), s
+
+
+def test_trac_matches_an_oracle_of_its_equations():
+    """Four SGD steps wrapped by TRAC against the float64 oracle. s_init 0.5 keeps S of
+    order 1 from the first step (at the default 1e-8 the recovery Δ = (θ − θ_ref)/S
+    amplifies float32 rounding ~10⁸-fold, in the official code as here)."""
+    net = _net()
+    lr, betas = 0.01, (0.9, 0.99, 0.999)
+    learner = _learner("trac", net, lr, trac={"betas": betas, "s_init": 0.5})
+    state = learner.init(jax.random.PRNGKey(1))
+    theta0 = state["params"]
+    x, y = _batch(jax.random.PRNGKey(10), n=4)
+    batches = [(x + 0.1 * i, y) for i in range(4)]  # one task: the gradients agree, S > 0
+    for t, (x, y) in enumerate(batches):
+        state, _, _ = _step(learner, state, x, y, t)
+    expected, s = _trac_oracle(theta0, batches, lr, betas, 0.5)
+    (trac_state,) = [o for o in state["opt_state"] if hasattr(o, "sigma")]
+    np.testing.assert_allclose(np.asarray(trac_state.s), s, rtol=1e-4)
+    assert s.sum() > 0.1  # the scale is of order 1: the test is not void
+    _close(state["params"], expected, rtol=1e-4, atol=1e-6)
+    moved = max(float(jnp.abs(a - b).max()) for a, b in zip(
+        jax.tree_util.tree_leaves(state["params"]), jax.tree_util.tree_leaves(theta0)))
+    assert moved > 1e-4
+
+
+@pytest.mark.parametrize("bench", ["scr", "permuted"])
+def test_trac_composes_with_l2(bench):
+    _smoke(bench, "trac+l2")
+
+
+def test_trac_on_a_ppo_agent():
+    _control("trac")

@@ -13,8 +13,9 @@ A step, for a batch (x, y) at global step t with PRNG key k:
    by the method's ``gradient_fn`` if it has one (SAM), else plain differentiation; a
    network with a training mode (BatchNorm) provides ``train_apply`` for this pass and
    ``apply`` for everything else;
-3. ``chain(gradient parts…, optimizer, update parts…)`` with the extra arguments key=k and
-   step=t (the global step, e.g. for a step-size schedule);
+3. ``chain(gradient parts…, optimizer, update parts…)`` with the extra arguments key=k,
+   step=t (the global step, e.g. for a step-size schedule) and grads (the step's raw
+   gradient, for a part after the optimizer that needs it: TRAC);
 4. for a network with running statistics (``with_stats``): the statistics computed by the
    training pass replace whatever the update did to them (they are never learned);
 5. the unit rules, in the method's order, on the step's activations (taken before the
@@ -133,7 +134,9 @@ class Learner:
             )
         if self.method.has_evaluation:  # the prediction is the evaluation params'
             out = self.net.apply(self.predicting(state), x)[0]
-        updates, opt_state = self.tx.update(grads, state["opt_state"], params, key=key, step=t)
+        updates, opt_state = self.tx.update(
+            grads, state["opt_state"], params, key=key, step=t, grads=grads
+        )
         new_params = optax.apply_updates(params, updates)
         if self.net.has_stats:  # running statistics: computed, never learned
             new_params = self.net.with_stats(new_params, trace)

@@ -46,6 +46,7 @@ from lopkit.methods._shrink_perturb_boundary import (
 )
 from lopkit.methods._simple import L2Config, ShrinkPerturbConfig
 from lopkit.methods._snr import SNR, SNRConfig, silence_threshold
+from lopkit.methods._trac import TRAC, TRACConfig, TRACState, erfi, trac
 from lopkit.methods._upgd import UPGD, UPGDConfig, UPGDState, gated_gradient, upgd
 from lopkit.methods._weight_clip import WEIGHT_CLIP, WeightClipConfig, layer_bounds
 
@@ -67,6 +68,7 @@ __all__ = [
     "SAM",
     "SHRINK_PERTURB_BOUNDARY",
     "SNR",
+    "TRAC",
     "UPGD",
     "WEIGHT_CLIP",
     "AdamEqualBetasConfig",
@@ -92,6 +94,8 @@ __all__ = [
     "SNRConfig",
     "ShrinkPerturbBoundaryConfig",
     "ShrinkPerturbConfig",
+    "TRACConfig",
+    "TRACState",
     "UPGDConfig",
     "UPGDState",
     "UnitRule",
@@ -100,6 +104,7 @@ __all__ = [
     "churn",
     "compose",
     "contribution",
+    "erfi",
     "fresh_incoming",
     "fresh_optimizer_state",
     "gradient_magnitude",
@@ -119,6 +124,7 @@ __all__ = [
     "sam_gradient",
     "select_replacements",
     "silence_threshold",
+    "trac",
     "upgd",
     "zero_counts",
 ]

@@ -35,6 +35,7 @@ from lopkit.methods._sam import SAM
 from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
 from lopkit.methods._snr import SNR
+from lopkit.methods._trac import TRAC
 from lopkit.methods._upgd import UPGD
 from lopkit.methods._weight_clip import WEIGHT_CLIP
 
@@ -63,6 +64,7 @@ REMEDIES: dict[str, Remedy] = {
         SAM,
         HARE_TORTOISE,
         REGRAMA,
+        TRAC,
     )
 }
 
