@@ -30,6 +30,10 @@ ACTIVE = {
     "snr": {"snr.min_threshold": 3},
     "hare_tortoise": {"hare_tortoise.reset_every": 50},
     "regrama": {"regrama.reset_every": 50},
+    "plasticity_injection": {
+        "plasticity_injection.inject_every": 100,
+        "plasticity_injection.injections": 2,
+    },
 }
 SWEEP = {
     "cbp": {"cbp.replacement_rate": "0.02,0.1"},

@@ -28,6 +28,10 @@ def _learner(method, net, lr=0.1, **settings):
     names = method.split("+")
     configs = tuple(_config.build(REMEDIES[n].config, settings.get(n, {})) for n in names)
     composed = compose(names, configs, Context(net, lr))
+    wrapped = composed.wrap_network(net)  # as the experiment does (plasticity injection)
+    if wrapped is not net:
+        net = wrapped
+        composed = compose(names, configs, Context(net, lr))
     base = optax.sgd(lr)
     return Learner(net, squared_error, squared_error, composed, composed.transformation(base), base)
 
@@ -443,3 +447,64 @@ def test_trac_composes_with_l2(bench):
 
 def test_trac_on_a_ppo_agent():
     _control("trac")
+
+
+# ---- plasticity_injection ---------------------------------------------------------------
+
+
+def _mlp(p, x):
+    """relu(relu(x W0 + b0) W1 + b1) W2 + b2 and its first features z."""
+    z = jnp.maximum(x @ p["hidden_0"]["w"] + p["hidden_0"]["b"], 0.0)
+    h = jnp.maximum(z @ p["hidden_1"]["w"] + p["hidden_1"]["b"], 0.0)
+    return h @ p["output"]["w"] + p["output"]["b"], z
+
+
+def _head(q, z):
+    h = jnp.maximum(z @ q["hidden_0"]["w"] + q["hidden_0"]["b"], 0.0)
+    return h @ q["output"]["w"] + q["output"]["b"]
+
+
+def test_plasticity_injection_by_hand():
+    """A 3→4→5→2 MLP, a two-layer head, injections after updates 2 and 4. The output is
+    unchanged at the injection; afterwards one SGD step moves the encoder and φ (by the
+    gradient of h + g_φ − g_φ₀) and leaves the old head, φ₀ and the next pair as they were."""
+    net = _net((3, 4, 5, 2))
+    lr = 0.1
+    learner = _learner("plasticity_injection", net, lr, plasticity_injection={
+        "inject_every": 2, "injections": 2, "head_layers": 2})  # fmt: skip
+    wrapped = learner.net
+    state = learner.init(jax.random.PRNGKey(1))
+    batches = [_batch(jax.random.PRNGKey(20 + i), n=3, k=2) for i in range(3)]
+    s1, _, _ = _step(learner, state, *batches[0], 0)
+    before = s1["params"]
+    s2, _, _ = _step(learner, s1, *batches[1], 1)  # the update, then injection 0
+    p = s2["params"]
+    x = batches[2][0]
+    out_base = _mlp(p, x)[0]
+    np.testing.assert_array_equal(wrapped.apply(p, x)[0], out_base)  # unchanged: g − g₀ = 0
+    _close(p["inject/0"], p["inject0/0"], rtol=0, atol=0)
+    assert not np.allclose(p["inject/0"]["output"]["w"], before["inject/0"]["output"]["w"])
+
+    x2, y2 = batches[2]
+
+    def loss(q):
+        out, z = _mlp(q, x2)
+        out = out + _head(q["inject/0"], z) - _head(q["inject0/0"], z)
+        return jnp.mean((out - y2) ** 2)
+
+    g = jax.grad(loss)(p)
+    s3, _, _ = _step(learner, s2, x2, y2, 2)
+    q = s3["params"]
+    expected = _sgd(p, g, lr)
+    _close(q["hidden_0"], expected["hidden_0"], rtol=1e-5, atol=1e-7)  # the encoder learns
+    _close(q["inject/0"], expected["inject/0"], rtol=1e-5, atol=1e-7)  # φ learns
+    for frozen in ("hidden_1", "output", "inject0/0", "inject/1", "inject0/1"):
+        _close(q[frozen], p[frozen], rtol=0, atol=0)
+
+
+def test_plasticity_injection_composes_and_refuses_other_networks():
+    settings = {"plasticity_injection.inject_every": 50, "plasticity_injection.injections": 2}
+    _smoke("scr", "plasticity_injection+l2", settings)
+    _smoke("permuted", "l2+plasticity_injection", {**settings, "hidden": "16,16"})
+    with pytest.raises(ConfigError, match="adds heads to an MLP"):
+        make_experiment("control", "plasticity_injection", CONTROL, seeds=1, **CONTROL_RUN)

@@ -28,6 +28,11 @@ from lopkit.methods._registry import (
     register,
     remedy_configs,
 )
+from lopkit.methods._plasticity_injection import (
+    PLASTICITY_INJECTION,
+    InjectedMLP,
+    PlasticityInjectionConfig,
+)
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD, ResetHeadConfig
 from lopkit.methods._sam import SAM, SAMConfig, sam_gradient
@@ -60,6 +65,7 @@ __all__ = [
     "L2_DECOUPLED",
     "L2_INIT",
     "LAYERNORM",
+    "PLASTICITY_INJECTION",
     "REDO",
     "REGRAMA",
     "REMEDIES",
@@ -81,11 +87,13 @@ __all__ = [
     "DropoutConfig",
     "EmptyConfig",
     "HareTortoiseConfig",
+    "InjectedMLP",
     "L2Config",
     "L2DecoupledConfig",
     "L2InitConfig",
     "Objective",
     "Parts",
+    "PlasticityInjectionConfig",
     "ReDoConfig",
     "ReGraMaConfig",
     "Remedy",

@@ -1,6 +1,6 @@
 """What a remedy is, and the one rule by which remedies compose.
 
-A remedy contributes some of nine *parts*:
+A remedy contributes some of ten *parts*:
 
 1. ``architecture``: a change to the network config (LayerNorm, CReLU, dropout).
 2. ``optimizer``: a change to the optimizer config (e.g. Adam with β1 = β2).
@@ -21,6 +21,9 @@ A remedy contributes some of nine *parts*:
 9. ``evaluation``: which parameters *predict* (hare & tortoise: the slow network): a
    function of the remedy's unit-rule state and the params; the reported online error,
    the probes and an agent's actions use them, training uses the params.
+10. ``network``: a wrapper of the network built from the (merged) architecture, which
+   adds parameters and changes the forward pass while keeping the network's layers, unit
+   layers and names (plasticity injection's pre-allocated heads).
 
 Composition rule for ``a+b+c``: architecture and optimizer changes apply in the listed
 order and two remedies may not set the same field (a conflict is an error);
@@ -30,7 +33,8 @@ two are an error) or by plain differentiation; the update is
 ``chain(gradient parts…, optimizer, update parts…)`` with parts in the listed order; unit
 rules run in the listed order after the update, then the objectives' states are updated;
 boundary events run in the listed order; at most one remedy may give the evaluation
-params (two are an error). Transformations receive the step's PRNG key as the extra
+params (two are an error); at most one remedy may wrap the network (two are an error), and
+the others are then built with the wrapped network. Transformations receive the step's PRNG key as the extra
 argument ``key`` (optax extra-args), so noise is fresh every step and independent per seed.
 """
 
@@ -126,6 +130,7 @@ class Parts:
     objective: Objective | None = None
     gradient_fn: GradientFn | None = None
     evaluation: Evaluation | None = None
+    network: Callable[[Network], Network] | None = None
 
 
 class Context(NamedTuple):

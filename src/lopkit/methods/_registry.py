@@ -29,6 +29,7 @@ from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
 from lopkit.methods._redo import REDO
 from lopkit.methods._regrama import REGRAMA
+from lopkit.methods._plasticity_injection import PLASTICITY_INJECTION
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
 from lopkit.methods._sam import SAM
@@ -65,6 +66,7 @@ REMEDIES: dict[str, Remedy] = {
         HARE_TORTOISE,
         REGRAMA,
         TRAC,
+        PLASTICITY_INJECTION,
     )
 }
 
@@ -157,6 +159,13 @@ class Composed:
     def has_evaluation(self) -> bool:
         return any(p.evaluation is not None for p in self.parts)
 
+    def wrap_network(self, net: Any) -> Any:
+        """``net`` wrapped by the one network part (``compose`` refuses two), else ``net``."""
+        for part in self.parts:
+            if part.network is not None:
+                return part.network(net)
+        return net
+
     def evaluation_params(self, rule_states: list[Any], params: Any) -> Any:
         """The params that predict: the evaluation part's (from its remedy's unit-rule
         state), else ``params``."""
@@ -216,6 +225,7 @@ def compose(
     for kind, what in (
         ("gradient_fn", "wrap the gradient computation"),
         ("evaluation", "replace the parameters that predict"),
+        ("network", "wrap the network"),
     ):
         owners = [n for n, p in zip(names, parts, strict=True) if getattr(p, kind) is not None]
         if len(owners) > 1:
