@@ -406,7 +406,7 @@ def _trac_oracle(theta0, batches, lr, betas, s_init, eps=1e-8):
     s, v, sigma = np.zeros(len(b)), np.zeros(len(b)), np.full(len(b), 1e-8)
     for x, y in batches:
         q = treedef.unflatten([jnp.asarray(a, jnp.float32) for a in theta])
-        g = leaves(jax.grad(lambda q: jnp.mean((_f(q, x) - y) ** 2))(q))
+        g = leaves(jax.grad(lambda q, x=x, y=y: jnp.mean((_f(q, x) - y) ** 2))(q))
         delta = [(t - r) / (s.sum() + eps) for t, r in zip(theta, ref, strict=True)]
         h = sum(float(np.dot(d.ravel(), gg.ravel())) for d, gg in zip(delta, g, strict=True))
         delta = [d - lr * gg for d, gg in zip(delta, g, strict=True)]
@@ -435,8 +435,9 @@ def test_trac_matches_an_oracle_of_its_equations():
     np.testing.assert_allclose(np.asarray(trac_state.s), s, rtol=1e-4)
     assert s.sum() > 0.1  # the scale is of order 1: the test is not void
     _close(state["params"], expected, rtol=1e-4, atol=1e-6)
-    moved = max(float(jnp.abs(a - b).max()) for a, b in zip(
-        jax.tree_util.tree_leaves(state["params"]), jax.tree_util.tree_leaves(theta0)))
+    leaves = zip(jax.tree_util.tree_leaves(state["params"]), jax.tree_util.tree_leaves(theta0),
+                 strict=True)  # fmt: skip
+    moved = max(float(jnp.abs(a - b).max()) for a, b in leaves)
     assert moved > 1e-4
 
 

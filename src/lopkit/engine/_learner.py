@@ -159,6 +159,7 @@ class Learner:
             ]
         return new_state, error, loss
 
+
 def squared_error(out: jax.Array, y: jax.Array) -> jax.Array:
     """mean (ŷ − y)² — the official code's MSE loss, no ½ (docs/design.md §12)."""
     return jnp.mean((out - y) ** 2)

@@ -18,8 +18,12 @@ from lopkit.methods._hare_tortoise import HARE_TORTOISE, HareTortoiseConfig
 from lopkit.methods._l2_decoupled import L2_DECOUPLED, L2DecoupledConfig
 from lopkit.methods._l2_init import L2_INIT, L2InitConfig, add_init_offset
 from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._plasticity_injection import (
+    PLASTICITY_INJECTION,
+    InjectedMLP,
+    PlasticityInjectionConfig,
+)
 from lopkit.methods._redo import REDO, ReDoConfig, recycling_rule
-from lopkit.methods._regrama import REGRAMA, ReGraMaConfig, gradient_magnitude
 from lopkit.methods._registry import (
     REMEDIES,
     Composed,
@@ -28,14 +32,9 @@ from lopkit.methods._registry import (
     register,
     remedy_configs,
 )
-from lopkit.methods._plasticity_injection import (
-    PLASTICITY_INJECTION,
-    InjectedMLP,
-    PlasticityInjectionConfig,
-)
+from lopkit.methods._regrama import REGRAMA, ReGraMaConfig, gradient_magnitude
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD, ResetHeadConfig
-from lopkit.methods._sam import SAM, SAMConfig, sam_gradient
 from lopkit.methods._resets import (
     fresh_incoming,
     fresh_optimizer_state,
@@ -45,6 +44,7 @@ from lopkit.methods._resets import (
     reset_units_where_any,
     zero_counts,
 )
+from lopkit.methods._sam import SAM, SAMConfig, sam_gradient
 from lopkit.methods._shrink_perturb_boundary import (
     SHRINK_PERTURB_BOUNDARY,
     ShrinkPerturbBoundaryConfig,

@@ -33,9 +33,11 @@ two are an error) or by plain differentiation; the update is
 ``chain(gradient parts…, optimizer, update parts…)`` with parts in the listed order; unit
 rules run in the listed order after the update, then the objectives' states are updated;
 boundary events run in the listed order; at most one remedy may give the evaluation
-params (two are an error); at most one remedy may wrap the network (two are an error), and
-the others are then built with the wrapped network. Transformations receive the step's PRNG key as the extra
-argument ``key`` (optax extra-args), so noise is fresh every step and independent per seed.
+params (two are an error); at most one remedy may wrap the network (two are an error),
+and every remedy is then built with the wrapped network. Transformations receive the
+step's PRNG key as the extra argument ``key`` (optax extra-args), so noise is fresh every
+step and independent per seed, the global step ``step``, and the step's raw gradient
+``grads`` (TRAC).
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ from lopkit._errors import ConfigError
 from lopkit.methods._base import Context, Parts, Remedy, UnitRule
 from lopkit.methods._resets import replace_layer_everywhere
 from lopkit.nets._base import Network
-from lopkit.nets._mlp import MLP, MLPConfig
+from lopkit.nets._mlp import MLP
 
 
 @dataclasses.dataclass(frozen=True)

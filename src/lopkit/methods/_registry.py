@@ -27,9 +27,9 @@ from lopkit.methods._hare_tortoise import HARE_TORTOISE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
+from lopkit.methods._plasticity_injection import PLASTICITY_INJECTION
 from lopkit.methods._redo import REDO
 from lopkit.methods._regrama import REGRAMA
-from lopkit.methods._plasticity_injection import PLASTICITY_INJECTION
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
 from lopkit.methods._sam import SAM

@@ -121,7 +121,7 @@ def _build(config: TRACConfig, ctx: Context) -> Parts:
 
 TRAC = Remedy(
     name="trac",
-    summary="parameter-free scaling of the optimizer's offset from θ_ref (erfi of β-averaged ⟨g, Δ⟩)",
+    summary="parameter-free scale of the optimizer's offset from θ_ref (erfi of averaged ⟨g, Δ⟩)",
     source="Muppidi, Zhang & Yang 2024 (NeurIPS), Fast TRAC",
     config=TRACConfig,
     build=_build,
