@@ -392,8 +392,9 @@ def test_erfi_matches_scipy():
 
 
 def _trac_oracle(theta0, batches, lr, betas, s_init, eps=1e-8):
-    """TRAC from its equations, in float64 (numpy), SGD as the base optimizer; the gradient
-    at each θ_t from the tiny net (jax, float32)."""
+    """TRAC from its equations, in float64 (numpy), SGD as the base optimizer, Δ carried;
+    the gradient at each θ_t from the tiny net (jax, float32). While S > 0 the official
+    code's recovery Δ = (θ − θ_ref)/(S + ε) gives the same Δ (up to rounding)."""
     from scipy.special import erfi as erfi64
 
     def leaves(tree):
@@ -404,10 +405,10 @@ def _trac_oracle(theta0, batches, lr, betas, s_init, eps=1e-8):
     theta = [a.copy() for a in ref]
     b = np.asarray(betas, np.float64)
     s, v, sigma = np.zeros(len(b)), np.zeros(len(b)), np.full(len(b), 1e-8)
+    delta = [np.zeros_like(a) for a in ref]  # the base iterate's offset, carried
     for x, y in batches:
         q = treedef.unflatten([jnp.asarray(a, jnp.float32) for a in theta])
         g = leaves(jax.grad(lambda q, x=x, y=y: jnp.mean((_f(q, x) - y) ** 2))(q))
-        delta = [(t - r) / (s.sum() + eps) for t, r in zip(theta, ref, strict=True)]
         h = sum(float(np.dot(d.ravel(), gg.ravel())) for d, gg in zip(delta, g, strict=True))
         delta = [d - lr * gg for d, gg in zip(delta, g, strict=True)]
         v = b**2 * v + h**2
@@ -417,13 +418,14 @@ def _trac_oracle(theta0, batches, lr, betas, s_init, eps=1e-8):
     return treedef.unflatten(theta), s
 
 
-def test_trac_matches_an_oracle_of_its_equations():
+@pytest.mark.parametrize("delta", ["carried", "recovered"])
+def test_trac_matches_an_oracle_of_its_equations(delta):
     """Four SGD steps wrapped by TRAC against the float64 oracle. s_init 0.5 keeps S of
     order 1 from the first step (at the default 1e-8 the recovery Δ = (θ − θ_ref)/S
     amplifies float32 rounding ~10⁸-fold, in the official code as here)."""
     net = _net()
     lr, betas = 0.01, (0.9, 0.99, 0.999)
-    learner = _learner("trac", net, lr, trac={"betas": betas, "s_init": 0.5})
+    learner = _learner("trac", net, lr, trac={"betas": betas, "s_init": 0.5, "delta": delta})
     state = learner.init(jax.random.PRNGKey(1))
     theta0 = state["params"]
     x, y = _batch(jax.random.PRNGKey(10), n=4)
@@ -444,6 +446,31 @@ def test_trac_matches_an_oracle_of_its_equations():
 @pytest.mark.parametrize("bench", ["scr", "permuted"])
 def test_trac_composes_with_l2(bench):
     _smoke(bench, "trac+l2")
+
+
+def test_trac_recovered_delta_stays_at_the_reference_once_the_scale_is_clamped():
+    """The official code's recovery of Δ: with S ≤ 0 the params are θ_ref, so Δ = 0 and
+    h = 0, and S never changes again. Carried, Δ keeps the base's updates."""
+    net = _net()
+    x, y = _batch(jax.random.PRNGKey(4))
+    for delta, stuck in (("recovered", True), ("carried", False)):
+        learner = _learner("trac", net, 0.1, trac={"delta": delta})
+        state = learner.init(jax.random.PRNGKey(1))
+        (i,) = [j for j, o in enumerate(state["opt_state"]) if hasattr(o, "sigma")]
+        opt = list(state["opt_state"])
+        opt[i] = opt[i]._replace(s=jnp.full_like(opt[i].s, -1e-9),
+                                 sigma=jnp.full_like(opt[i].sigma, -1.0),
+                                 variance=jnp.ones_like(opt[i].variance))  # fmt: skip
+        state = {**state, "opt_state": type(state["opt_state"])(opt)}
+        for t in range(20):
+            state, _, _ = _step(learner, state, x, y, t)
+        trac_state = state["opt_state"][i]
+        at_ref = all(
+            np.array_equal(a, b)
+            for a, b in zip(jax.tree_util.tree_leaves(state["params"]),
+                            jax.tree_util.tree_leaves(trac_state.reference.params), strict=True)
+        )  # fmt: skip
+        assert at_ref == stuck, delta
 
 
 def test_trac_on_a_ppo_agent():
