@@ -29,7 +29,9 @@ recovers it each step as Δ_t = (θ_t − θ_ref)/(S_t + ε) (``delta="recovered
 scale is 0 — θ = θ_ref, so Δ = 0 and h = 0 from then on, and the ratio σ_j/√v_j, hence S,
 never changes again: the network stays at θ_ref for good. On SCR with SGD this happened
 within the first steps (S ≈ −5e-8 after 200 steps, the error of the initial network), so
-the carried Δ is the default.
+the carried Δ — the base optimizer's own iterate, which the method describes as running
+unchanged underneath TRAC — is the default. The paper's Algorithm 1 was not compared
+with either reading line by line here.
 
 References:
   Muppidi, Zhang & Yang. Fast TRAC: a parameter-free optimizer for lifelong reinforcement
@@ -65,7 +67,7 @@ class TRACConfig:
     eps: float = field(1e-8, "ε", positive=True)
     delta: str = field(
         "carried",
-        "carried: Δ accumulates the base's updates (the paper's base iterate); recovered: "
+        "carried: Δ accumulates the base's updates (a base iterate kept apart); recovered: "
         "Δ = (θ − θ_ref)/(S + ε) each step (the official code)",
         choices=("carried", "recovered"),
     )
