@@ -28,6 +28,12 @@ ACTIVE = {
     "cbp": {"cbp.maturity_threshold": 20},
     "redo": {"redo.reset_every": 50},
     "snr": {"snr.min_threshold": 3},
+    "hare_tortoise": {"hare_tortoise.reset_every": 50},
+    "regrama": {"regrama.reset_every": 50},
+    "plasticity_injection": {
+        "plasticity_injection.inject_every": 100,
+        "plasticity_injection.injections": 2,
+    },
 }
 SWEEP = {
     "cbp": {"cbp.replacement_rate": "0.02,0.1"},
@@ -45,6 +51,11 @@ SWEEP = {
     "spectral": {"spectral.coefficient": "0.001,0.01"},
     "dash": {"dash.floor": "0.1,0.6"},
     # nap, fire (its boundaries), dff: the step size
+    "c_chain": {"c_chain.relative_scale": "0.01,0.1"},
+    "sam": {"sam.rho": "0.01,0.1"},
+    "hare_tortoise": {"hare_tortoise.momentum": "0.5,0.9"},
+    "regrama": {"regrama.threshold": "0.3,0.8"},
+    "trac": {"trac.s_init": "1e-8,1e-3"},
 }
 COMPOSITIONS = [
     "cbp+l2",

@@ -27,6 +27,7 @@ ACTIVE = {
     "cbp": {"cbp.replacement_rate": 0.05, "cbp.maturity_threshold": 20},
     "redo": {"redo.reset_every": 50, "redo.threshold": 0.5},
     "snr": {"snr.min_threshold": 3, "snr.percentile": 0.9},
+    "regrama": {"regrama.reset_every": 50, "regrama.threshold": 0.5},
 }
 COMPOSITIONS = ["cbp+l2", "redo+layernorm", "upgd+weight_clip", "l2_init+cbp+reset_head"]
 SEEDS = 3
@@ -99,7 +100,7 @@ def test_a_network_without_hidden_units(name):
     except ConfigError as err:
         assert "hidden" in str(err)
     else:
-        assert name not in ("cbp", "redo", "snr")
+        assert name not in ("cbp", "redo", "snr", "regrama")
 
 
 def test_duplicate_remedy_is_refused():

@@ -114,6 +114,10 @@ class Experiment:
         net = problem.make_network(network)
         optimizer = method.merged("optimizer", optimizer)
         method = compose(names, configs, Context(net, optimizer["lr"]), ceilings)
+        wrapped = method.wrap_network(net)  # a network part (plasticity injection)
+        if wrapped is not net:  # the remedies see the network the learner trains
+            net = wrapped
+            method = compose(names, configs, Context(net, optimizer["lr"]), ceilings)
         base = (problem.optimizer_fn or make_optimizer)(optimizer)
         return Learner(
             net,

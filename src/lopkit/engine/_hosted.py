@@ -39,8 +39,9 @@ def host_chunk(program: Any, state: dict[str, Any], first_bin: int, n_bins: int)
             index = jnp.asarray(b * blocks_per_bin + j, jnp.int32)
             # only what acting reads, so that a step's call passes few buffers, on one
             # device: a call across devices per env step would wait on each of them
+            acting = program.learner.predicting(device["learner"])  # the params that predict
             params, stream_state, keys = _devices.gather(
-                (device["learner"]["params"], device["stream"], device["keys"]["stream"])
+                (acting, device["stream"], device["keys"]["stream"])
             )
             noise = jax.device_get(act_noise(program, keys, index))  # [n, K, …] on the host
 

@@ -182,7 +182,7 @@ class Program:
 
     def _stream_block(self, state: dict[str, Any], key: jax.Array, start: jax.Array, feed=None):
         if self.stream.reads_learner:
-            params = state["learner"]["params"]
+            params = self.learner.predicting(state["learner"])
             predict = functools.partial(self.learner.net.apply, params)
             if self.hosted:
                 return self.stream.block(
@@ -264,7 +264,7 @@ class Program:
         key = jax.random.fold_in(state["keys"]["probe"], bin_index)
         k_batch, k_probe = jax.random.split(key)
         x, y = self.stream.probe(state["stream"], k_batch, self.probe_size)
-        params = state["learner"]["params"]
+        params = self.learner.predicting(state["learner"])  # the params that predict
         _, trace = self.learner.net.apply(params, x)
         inputs = _probes.ProbeInputs(
             params=params,

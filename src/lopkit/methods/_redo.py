@@ -26,6 +26,8 @@ References:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +42,7 @@ from lopkit.methods._resets import (
     zero_counts,
 )
 from lopkit.metrics import dormant_scores
+from lopkit.nets._units import UnitLayer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +62,17 @@ class ReDoConfig:
     reset_count: bool = field(False, "also reset the optimizer's step counts on recycling")
 
 
-def _build(config: ReDoConfig, ctx: Context) -> Parts:
-    layers = require_unit_layers(ctx, "redo")
+def recycling_rule(
+    config: ReDoConfig,
+    layers: tuple[UnitLayer, ...],
+    measure: Callable[[UnitLayer, jax.Array, Any], jax.Array],
+    with_grads: bool = False,
+) -> UnitRule:
+    """ReDo's rule with the per-unit quantity ``measure(layer, h, grads) -> [units]`` (≥ 0)
+    in place of mean |h_i|: its running mean a_i (decay η, bias-corrected by the unit's
+    age) gives the score s_i = a_i / mean_k a_k, and every ``reset_every`` steps the units
+    with s_i ≤ τ are recycled. ``config`` needs ReDo's four fields; ``with_grads``: the
+    rule receives the step's gradient (``grads``, else None). ReDo and ReGraMa share it."""
     eta = config.decay_rate
 
     def init(params):
@@ -97,10 +109,10 @@ def _build(config: ReDoConfig, ctx: Context) -> Parts:
             opt_state = zero_counts(opt_state, any_reset)
         return new_state, params, opt_state
 
-    def apply(state, params, opt_state, trace, key, step):
+    def apply(state, params, opt_state, trace, key, step, grads=None):
         tracked = []
         for layer, st, h in zip(layers, state, trace.hidden, strict=True):
-            a = unit_activity(h, layer.units)
+            a = measure(layer, h, grads)
             tracked.append(
                 {**st, "activity": eta * st["activity"] + (1.0 - eta) * a, "age": st["age"] + 1}
             )
@@ -113,7 +125,16 @@ def _build(config: ReDoConfig, ctx: Context) -> Parts:
             (tracked, params, opt_state),
         )
 
-    return Parts(unit_rule=UnitRule(init, apply))
+    return UnitRule(init, apply, with_grads)
+
+
+def _build(config: ReDoConfig, ctx: Context) -> Parts:
+    layers = require_unit_layers(ctx, "redo")
+
+    def activity(layer, h, grads):
+        return unit_activity(h, layer.units)
+
+    return Parts(unit_rule=recycling_rule(config, layers, activity))
 
 
 REDO = Remedy(

@@ -10,25 +10,39 @@ import optax
 from lopkit import _config
 from lopkit._errors import ConfigError
 from lopkit.methods._adam_equal_betas import ADAM_EQUAL_BETAS
-from lopkit.methods._base import BoundaryEvent, Context, Parts, Remedy, UnitRule
+from lopkit.methods._base import (
+    BoundaryEvent,
+    Context,
+    GradientFn,
+    Objective,
+    Parts,
+    Remedy,
+    UnitRule,
+)
+from lopkit.methods._c_chain import C_CHAIN
 from lopkit.methods._cbp import CBP
 from lopkit.methods._crelu import CRELU
 from lopkit.methods._dash import DASH
 from lopkit.methods._dff import DFF
 from lopkit.methods._dropout import DROPOUT
 from lopkit.methods._fire import FIRE
+from lopkit.methods._hare_tortoise import HARE_TORTOISE
 from lopkit.methods._l2_decoupled import L2_DECOUPLED
 from lopkit.methods._l2_init import L2_INIT
 from lopkit.methods._layernorm import LAYERNORM
 from lopkit.methods._nap import NAP
 from lopkit.methods._parseval import PARSEVAL
+from lopkit.methods._plasticity_injection import PLASTICITY_INJECTION
 from lopkit.methods._redo import REDO
+from lopkit.methods._regrama import REGRAMA
 from lopkit.methods._reset_all import RESET_ALL
 from lopkit.methods._reset_head import RESET_HEAD
+from lopkit.methods._sam import SAM
 from lopkit.methods._shrink_perturb_boundary import SHRINK_PERTURB_BOUNDARY
 from lopkit.methods._simple import BACKPROP, L2, SHRINK_PERTURB
 from lopkit.methods._snr import SNR
 from lopkit.methods._spectral import SPECTRAL
+from lopkit.methods._trac import TRAC
 from lopkit.methods._upgd import UPGD
 from lopkit.methods._weight_clip import WEIGHT_CLIP
 
@@ -59,6 +73,12 @@ REMEDIES: dict[str, Remedy] = {
         FIRE,
         DASH,
         DFF,
+        C_CHAIN,
+        SAM,
+        HARE_TORTOISE,
+        REGRAMA,
+        TRAC,
+        PLASTICITY_INJECTION,
     )
 }
 
@@ -138,6 +158,36 @@ class Composed:
     def boundary_events(self) -> tuple[BoundaryEvent, ...]:
         return tuple(p.boundary for p in self.parts if p.boundary is not None)
 
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return tuple(p.objective for p in self.parts if p.objective is not None)
+
+    @property
+    def gradient_fn(self) -> GradientFn | None:
+        """The one wrapper of the gradient computation (``compose`` refuses two), or None."""
+        return next((p.gradient_fn for p in self.parts if p.gradient_fn is not None), None)
+
+    @property
+    def has_evaluation(self) -> bool:
+        return any(p.evaluation is not None for p in self.parts)
+
+    def wrap_network(self, net: Any) -> Any:
+        """``net`` wrapped by the one network part (``compose`` refuses two), else ``net``."""
+        for part in self.parts:
+            if part.network is not None:
+                return part.network(net)
+        return net
+
+    def evaluation_params(self, rule_states: list[Any], params: Any) -> Any:
+        """The params that predict: the evaluation part's (from its remedy's unit-rule
+        state), else ``params``."""
+        j = 0  # the index of each remedy's unit rule among the rules
+        for part in self.parts:
+            if part.evaluation is not None:
+                return part.evaluation(rule_states[j], params)
+            j += part.unit_rule is not None
+        return params
+
 
 def remedy_configs(
     names: list[str],
@@ -184,4 +234,18 @@ def compose(
             raise AssertionError(
                 f"remedy {n!r} built parts {sorted(given)} but declares {REMEDIES[n].parts}"
             )
+    for kind, what in (
+        ("gradient_fn", "wrap the gradient computation"),
+        ("evaluation", "replace the parameters that predict"),
+        ("network", "wrap the network"),
+    ):
+        owners = [n for n, p in zip(names, parts, strict=True) if getattr(p, kind) is not None]
+        if len(owners) > 1:
+            raise ConfigError(
+                f"remedies {owners[0]!r} and {owners[1]!r} both {what}; they cannot be "
+                "combined (one of them at a time)"
+            )
+    for n, p in zip(names, parts, strict=True):
+        if p.evaluation is not None and p.unit_rule is None:
+            raise AssertionError(f"remedy {n!r} gives evaluation params without a unit rule")
     return Composed(tuple(names), configs, parts)
