@@ -33,9 +33,17 @@ RUN = dict(seeds=2, steps=200, bin_size=100, block_size=20, metrics=(), metrics_
 METHOD = (
     "l2+l2_init+shrink_perturb+upgd+l2_decoupled"
     "+cbp+snr+redo+weight_clip+adam_equal_betas+shrink_perturb_boundary"
-    "+parseval+spectral+dash"
+    "+parseval+spectral+dash+c_chain+sam+hare_tortoise+regrama+trac"
 )
-FIXED = {"hidden": "20", "flip_period": 40, "redo.reset_every": 10, "dash.average": "ema"}
+FIXED = {
+    "hidden": "20",
+    "flip_period": 40,
+    "redo.reset_every": 10,
+    "dash.average": "ema",
+    "c_chain.warmup": 20,
+    "hare_tortoise.reset_every": 50,
+    "regrama.reset_every": 10,
+}
 SWEPT = {
     "lr": (0.003, 0.001, 0.006),
     "eps": (1e-8, 1e-6, 1e-4),
@@ -65,6 +73,15 @@ SWEPT = {
     "spectral.exponent": (1.0, 2.0, 3.0),
     "dash.floor": (0.1, 0.3, 0.6),
     "dash.alpha": (0.1, 0.3, 0.9),
+    "c_chain.relative_scale": (0.05, 0.01, 0.1),
+    "c_chain.decay_rate": (0.99, 0.9, 0.5),
+    "c_chain.initial_coef": (1.0, 0.5, 2.0),
+    "c_chain.min_coef": (0.0, 0.1, 0.01),
+    "sam.rho": (0.05, 0.01, 0.1),
+    "hare_tortoise.momentum": (0.999, 0.9, 0.99),
+    "regrama.threshold": (0.1, 0.3, 0.5),
+    "regrama.decay_rate": (0.99, 0.9, 0.5),
+    "trac.s_init": (1e-8, 1e-6, 1e-4),
 }
 
 
