@@ -6,12 +6,13 @@ from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, make_op
 from lopkit.benchmarks._binary import BINARY
 from lopkit.benchmarks._class_incremental import CLASS_INCREMENTAL
 from lopkit.benchmarks._control import CONTROL
+from lopkit.benchmarks._minatar import MINATAR
 from lopkit.benchmarks._permuted import PERMUTED
 from lopkit.benchmarks._scr import SCR, SCRConfig
 from lopkit.benchmarks._warmstart import WARMSTART
 
 BENCHMARKS: dict[str, Benchmark] = {
-    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL, CONTROL, ANT)
+    b.name: b for b in (SCR, PERMUTED, BINARY, WARMSTART, CLASS_INCREMENTAL, CONTROL, MINATAR, ANT)
 }
 
 

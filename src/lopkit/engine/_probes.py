@@ -221,6 +221,8 @@ _unit("dead_fraction", ("dead",), "units with h = 0 on every probe input (Dohare
       _pooled_units("dead_fraction", metrics.dead_fraction))
 _unit("dormant_fraction", ("dormant",), "units with E|h_i| / mean_k E|h_k| ≤ 0.1 (Sokar 2023, ReDo)",
       _pooled_units("dormant_fraction", metrics.dormant_fraction))
+_unit("dormant_fraction_0025", ("dormant_0025",), "dormant_fraction at τ = 0.025 (Sokar 2023's dormancy plots)",
+      _pooled_units("dormant_fraction_0025", lambda h: metrics.dormant_fraction(h, 0.025)))
 _unit("inactive_fraction", ("inactive",), "units nonzero on < 1% of probe inputs (Dohare 2024, CIFAR)",
       _pooled_units("inactive_fraction", metrics.inactive_fraction))
 _unit("linear_fraction", ("linearized", "linear"), "units with pre-activation > 0 on every input (Lyle 2024)",
