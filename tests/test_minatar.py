@@ -88,3 +88,30 @@ def test_an_observation_permutation_reorders_what_the_agent_sees():
     raw = np.asarray(stream["obs"][0])
     seen = np.asarray(program.stream.present({"perm": stream["perm"][0]}, stream["obs"][0]))
     np.testing.assert_array_equal(seen.reshape(-1), raw.reshape(-1)[perm])
+
+
+def test_the_presets_are_valid_for_backprop_and_redo():
+    from lopkit.experiments import load_preset, preset_settings
+    from lopkit.methods import parse_method
+
+    for name in ("quick", "paper"):
+        preset = load_preset("minatar", name)
+        for method in ("backprop", "redo"):
+            e = make_experiment("minatar", method, preset_settings(preset, parse_method(method)))
+            assert e.run.seeds >= 5 and e.config.env == "breakout"
+            assert e.run.bin_size % e.config.block_steps == 0
+    redo = make_experiment(
+        "minatar", "redo", preset_settings(load_preset("minatar", "quick"), ["redo"])
+    )
+    c = redo.remedy_configs[0]
+    assert (c.threshold, c.reset_every, c.decay_rate) == (0.1, 1000, 0.0)  # ReDo's DQN setting
+
+
+def test_the_agent_flag_sets_the_agent(capsys, tmp_path):
+    from _cli_helpers import run_cli
+
+    out = tmp_path / "run"
+    code, _, err = run_cli(
+        capsys, "run", "minatar", "--agent", "sac", "--no-progress", "--out", str(out)
+    )
+    assert code == 2 and "agent must be one of dqn" in err and not out.exists()
