@@ -274,13 +274,17 @@ def test_list_shows_the_minatar_benchmark(capsys):
 
 @pytest.mark.slow
 def test_dqn_learns_cartpole():
-    """Dopamine's CartPole DQN shape (MLP, Adam 1e-3, update period 4) with a [128, 128] net:
-    every seed reaches a mean return ≥ 400 in some 10,000-step bin within 100,000 env steps."""
+    """Dopamine's CartPole DQN shape (MLP Q-network, Adam 1e-3, update period 4, target copy
+    every 100 agent steps = 25 updates) with a [64, 64] net, 3-step Double DQN, batch 64, ε
+    over 10,000 steps: both seeds reach a mean return ≥ 400 per 10,000-step bin within
+    100,000 env steps (measured: 492 and 473 in the last bin, ≈ 70 s on 2 loaded cores;
+    1-step plain DQN with the same net plateaued at 210–300, and a [128, 128] net at lr
+    5e-4 with Huber loss and a 100-update target period did not learn within 100,000)."""
     e = make_experiment(
         "minatar", "backprop",
-        {"env": "cartpole", "hidden": "128,128", "lr": "5e-4", "batch": "64", "loss": "huber",
-         "epsilon_decay": "10000", "min_replay": "1000", "target_update_period": "100",
-         "replay_capacity": "50000"},
+        {"env": "cartpole", "hidden": "64,64", "lr": "1e-3", "batch": "64", "n_step": "3",
+         "double": "true", "epsilon_decay": "10000", "min_replay": "500",
+         "target_update_period": "25", "replay_capacity": "50000"},
         seeds=2, steps=100_000, bin_size=10_000, metrics=(), metrics_every=0,
     )  # fmt: skip
     program, _ = e.build()
@@ -288,3 +292,4 @@ def test_dqn_learns_cartpole():
     returns = values[..., program.record_names.index("return")]
     assert returns[:, 0].mean() < 100  # it starts from a random policy
     assert (returns.max(axis=1) >= 400).all(), returns
+    assert returns[:, -1].mean() >= 400, returns
