@@ -313,8 +313,6 @@ class QNetwork(Network):
 
 
 # ---- environments -----------------------------------------------------------------------
-MINIMAL = "minimal"
-
 
 @dataclasses.dataclass(frozen=True)
 class Games:
@@ -469,8 +467,10 @@ class DQNStream(Stream):
     def obs_size(self) -> int:
         return math.prod(self.games.obs_shape)
 
-    def steps_of_game(self) -> int:
-        return self.change_every
+    @property
+    def steps_per_task(self) -> int | None:
+        """Env steps per task (a permutation or a game), for figures' task axis."""
+        return None if self.change == "none" else self.change_every
 
     # ---- state ------------------------------------------------------------------------
     def init(self, key: jax.Array, params: Any) -> dict[str, Any]:
