@@ -115,3 +115,28 @@ def test_the_agent_flag_sets_the_agent(capsys, tmp_path):
         capsys, "run", "minatar", "--agent", "sac", "--no-progress", "--out", str(out)
     )
     assert code == 2 and "agent must be one of dqn" in err and not out.exists()
+
+
+def test_ppo_plays_minatar_through_the_same_engine():
+    e = make_experiment(
+        "minatar", "redo",
+        {"agent": "ppo", "env": "breakout", "hidden": "16", "rollout_steps": "128",
+         "epochs": "2", "minibatches": "4", "redo.reset_every": "4", "redo.threshold": "0.5"},
+        seeds=2, steps=256, bin_size=128, metrics_every=128, probe_size=64,
+    )  # fmt: skip
+    program, _ = e.build()
+    assert program.stream.observations == 400 and program.stream.actions == 3
+    state = program.init(jnp.arange(2, dtype=jnp.int32))
+    state, errors, values = program.chunk(state, jnp.int32(0), 2)
+    assert np.isfinite(np.asarray(errors)).all()
+    assert ("dormant_fraction", "policy/hidden_0") in program.labels
+    assert sum(int(r["replaced"].sum()) for r in state["learner"]["rules"][0]) > 0
+
+
+def test_ppo_refuses_the_game_sequence():
+    import pytest
+
+    from lopkit._errors import ConfigError
+
+    with pytest.raises(ConfigError, match="runs with agent=dqn"):
+        make_experiment("minatar", "backprop", {"agent": "ppo", "sequence": "breakout,freeway"})

@@ -42,7 +42,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import gymnax
+import jax
 import optax
+from gymnax.wrappers.purerl import FlattenObservationWrapper
 
 from lopkit import _config
 from lopkit._config import field, to_dict
@@ -55,7 +58,10 @@ from lopkit.benchmarks._base import (
     optimizer_settings,
 )
 from lopkit.nets._activations import ACTIVATIONS
+from lopkit.rl import _envs
 from lopkit.rl._dqn import DQNConfig, DQNStream, Games, QNetwork, QNetworkConfig, dqn_loss
+from lopkit.rl._ppo import PPOConfig
+from lopkit.rl._rollout import RolloutStream
 
 GAMES = {
     "breakout": "Breakout-MinAtar",
@@ -76,11 +82,15 @@ DEFAULT_PROBES = (
 
 
 @dataclasses.dataclass(frozen=True)
-class MinAtarConfig(DQNConfig, OptimizerConfig):
+class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
     """A MinAtar game (or game sequence, or classic-control task) and a DQN agent with
-    Dopamine's MinAtar settings."""
+    Dopamine's MinAtar settings, or lopkit's PPO agent (``agent=ppo``: the control
+    benchmark's MLP actor-critic on the flattened observation; its settings are PPOConfig's,
+    e.g. ``rollout_steps``)."""
 
-    agent: str = field("dqn", "the agent (value-based DQN)", choices=("dqn",))
+    agent: str = field(
+        "dqn", "dqn, or ppo (the control benchmark's PPO agent; one game)", choices=("dqn", "ppo")
+    )
     env: str = field("breakout", "game or control task", choices=tuple(ENVS))
     change: str = field(
         "none", "none or permutation (a game sequence: set sequence)",
@@ -106,6 +116,14 @@ class MinAtarConfig(DQNConfig, OptimizerConfig):
 
     def check(self) -> None:
         DQNConfig.check(self)
+        if self.agent == "ppo":
+            ppo_settings(self).check()
+            if self.sequence:
+                raise ConfigError(
+                    "agent=ppo plays one game here; the game sequence runs with agent=dqn"
+                )
+            if self.torso == "conv":
+                raise ConfigError("agent=ppo's networks are MLPs; use torso=mlp (or auto)")
         if self.sequence:
             if len(self.sequence) < 2 or len(set(self.sequence)) != len(self.sequence):
                 raise ConfigError(
@@ -128,12 +146,48 @@ def dqn_settings(c: MinAtarConfig) -> DQNConfig:
     return _config.build(DQNConfig, {f.name: d[f.name] for f in dataclasses.fields(DQNConfig)})
 
 
+def ppo_settings(c: MinAtarConfig) -> PPOConfig:
+    d = to_dict(c)
+    return _config.build(PPOConfig, {f.name: d[f.name] for f in dataclasses.fields(PPOConfig)})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FlatRolloutStream(RolloutStream):
+    """PPO's rollout stream on any discrete gymnax env, observations flattened (a MinAtar
+    map as a 10·10·C vector); the control benchmark's stream otherwise."""
+
+    gymnax_id: str = ""
+
+    def __post_init__(self):
+        env, params = gymnax.make(self.gymnax_id)
+        env = FlattenObservationWrapper(env)
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "default_params", _envs.traced_params(params))
+        obs, _ = env.reset(jax.random.PRNGKey(0), params)
+        object.__setattr__(self, "observations", int(obs.shape[-1]))
+        object.__setattr__(self, "discrete", True)
+        object.__setattr__(self, "actions", int(env.action_space(params).n))
+
+
+def build_ppo(c: MinAtarConfig) -> Problem:
+    from lopkit.benchmarks._control import ppo_problem
+
+    ppo = ppo_settings(c)
+    stream = FlatRolloutStream(
+        env_name=c.env, change=c.change, change_every=c.change_every, change_range=(1.0, 1.0),
+        change_scale="log", ppo=ppo, gymnax_id=ENVS[c.env],
+    )  # fmt: skip
+    return ppo_problem(c, stream, ppo, stream.observations, stream.actions, True)
+
+
 def make_q_network(network: dict[str, Any]) -> QNetwork:
     """The Q-network of a network dict (unknown keys, e.g. an MLP-only remedy's, are errors)."""
     return QNetwork(_config.build(QNetworkConfig, network))
 
 
 def build(c: MinAtarConfig) -> Problem:
+    if c.agent == "ppo":
+        return build_ppo(c)
     dqn = dqn_settings(c)
     games = Games(tuple(ENVS[g] for g in c.games))
     stream = DQNStream(
@@ -176,8 +230,13 @@ def build(c: MinAtarConfig) -> Problem:
 
 
 def run_defaults(c: MinAtarConfig) -> dict[str, Any]:
-    """Bins of 10,000 env steps, probes every 5 bins on 256 replayed observations (the
-    ReDo code's statistics batch), 1,000,000 env steps; one block per update period."""
+    """DQN: bins of 10,000 env steps, probes every 5 bins on 256 replayed observations (the
+    ReDo code's statistics batch), 1,000,000 env steps; one block per update period. PPO:
+    the control benchmark's (bins of 5 rollouts, one block per rollout)."""
+    if c.agent == "ppo":
+        from lopkit.benchmarks._control import run_defaults as ppo_defaults
+
+        return {**ppo_defaults(c), "metrics": DEFAULT_PROBES}
     bin_size = 10_000 if 10_000 % c.block_steps == 0 else 10_000 * c.block_steps
     return {
         "steps": 100 * bin_size,
