@@ -299,7 +299,8 @@ def test_dqn_learns_cartpole():
 def test_dormant_units_grow_under_dqn_and_redo_keeps_them_fewer():
     """Sokar et al. 2023 Fig. 2's direction on the dormant_cartpole preset at 4 seeds ×
     30,000 env steps (the preset: 8 × 50,000; measured there, τ = 0.1 over all hidden
-    units, 0.13 → 0.26 for backprop, 0.08–0.13 for ReDo)."""
+    units, 0.13 → 0.26 for backprop, 0.08–0.13 for ReDo). ≈ 5.5 minutes on 2 cores shared
+    with other jobs (load ≈ 10); the CartPole test above ≈ 1 minute."""
     from lopkit.experiments import load_preset, preset_settings
 
     fractions = {}
