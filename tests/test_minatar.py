@@ -140,3 +140,11 @@ def test_ppo_refuses_the_game_sequence():
 
     with pytest.raises(ConfigError, match="runs with agent=dqn"):
         make_experiment("minatar", "backprop", {"agent": "ppo", "sequence": "breakout,freeway"})
+
+
+def test_minatar_maps_are_stored_as_bits_and_cartpole_as_floats():
+    assert Games(("Breakout-MinAtar",)).boolean and not Games(("CartPole-v1",)).boolean
+    e = make_experiment("minatar", "backprop", {"replay_capacity": "1000"}, steps=400)
+    program, _ = e.build()
+    assert program.stream.replay.packed and program.stream.replay.stored_size == 50
+    assert program.stream.replay.bytes_per_seed == 1000 * (2 * 50 + 10) + 8

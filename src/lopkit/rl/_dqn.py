@@ -323,7 +323,8 @@ class Games:
     *union* of the games' minimal action sets (sorted full-set ids), so one network serves
     every game; a union action a game does not use acts as in that game's full action set
     (MinAtar: no effect beyond a no-op). Image observations are padded with zero channels
-    to the widest game's.
+    to the widest game's. ``boolean``: the observations are 0/1 maps (MinAtar's), which the
+    replay buffer stores as bits.
     """
 
     ids: tuple[str, ...]
@@ -349,12 +350,13 @@ class Games:
             action_maps = (jnp.arange(len(union), dtype=jnp.int32),)
             minimal_sets = (tuple(union),)
             actions = len(union)
-        obs0 = made[0][0].reset(jax.random.PRNGKey(0), params[0])[0]
+        # MinAtar's maps are 0/1 (gymnax returns them as float32): stored as bits
+        binary = all(i.endswith("-MinAtar") for i in self.ids)
         for name, value in (
             ("envs", envs), ("params", params), ("obs_shape", obs_shape),
             ("channels", tuple(s[-1] for s in shapes)), ("actions", actions),
             ("union", tuple(union)), ("action_maps", action_maps),
-            ("minimal_sets", minimal_sets), ("boolean", obs0.dtype == jnp.bool_),
+            ("minimal_sets", minimal_sets), ("boolean", binary),
         ):  # fmt: skip
             object.__setattr__(self, name, value)
 
