@@ -314,6 +314,7 @@ class QNetwork(Network):
 
 # ---- environments -----------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Games:
     """One gymnax env, or a sequence of them behind one observation and action space.
