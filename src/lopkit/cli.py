@@ -166,6 +166,8 @@ def experiment_of(args: argparse.Namespace):
         settings.update(preset_settings(preset, parse_method(args.method)))
     if args.data:
         settings["data"] = args.data
+    if getattr(args, "agent", None):
+        settings["agent"] = args.agent
     settings.update(_parse_settings(args.set))
     run = {
         "seeds": args.seeds,
@@ -494,6 +496,7 @@ def parser() -> argparse.ArgumentParser:
         "--preset", help="named settings, e.g. quick or paper (src/lopkit/experiments/*.yaml)"
     )
     s.add_argument("--data", help="data set of a benchmark over labeled data (--set data=NAME)")
+    s.add_argument("--agent", help="the agent of an RL benchmark, e.g. dqn (--set agent=NAME)")
     s.add_argument("--seeds", type=int, help="number of seeds (default 10)")
     s.add_argument("--steps", type=int, help="steps per seed")
     s.add_argument("--first-seed", type=int, help="id of the first seed")

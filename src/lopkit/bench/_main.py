@@ -10,7 +10,7 @@ permuted-inputs MLPs (the paper's 2000-wide net, one seed; its small 100-wide ne
 seeds mapped and vmapped) against the machine's measured bandwidth and matmul rate, the
 binary-task ConvNet vmapped vs mapped sequentially over seeds, and PPO's aggregate
 env-steps/s (``bench.rl``; Ant, host and MJX back-ends:
-``bench.ant``).
+``bench.ant``), and DQN's on MinAtar with its replay memory (``bench.dqn``).
 """
 
 from __future__ import annotations
@@ -136,6 +136,10 @@ def _measure(quick: bool) -> int:
 
     print()
     bench_rl.main(repeats=repeats)
+    from lopkit.bench import dqn as bench_dqn
+
+    print()
+    bench_dqn.main(repeats=repeats)
     missing = [m for m in RL_EXTRA if importlib.util.find_spec(m) is None]
     if missing:  # the `rl` extra: asked by name, so a real bug in the Ant code still raises
         print(f"\nAnt: skipped ({', '.join(missing)} not installed: pip install 'lopkit[rl]')")

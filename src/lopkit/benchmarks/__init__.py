@@ -7,6 +7,7 @@ from lopkit.benchmarks._binary import BINARY
 from lopkit.benchmarks._class_incremental import CLASS_INCREMENTAL
 from lopkit.benchmarks._control import CONTROL
 from lopkit.benchmarks._dmc import DMC
+from lopkit.benchmarks._minatar import MINATAR
 from lopkit.benchmarks._permuted import PERMUTED
 from lopkit.benchmarks._relabeled import CHANGING_TARGETS, LABEL_PERMUTED, RANDOM_LABELS
 from lopkit.benchmarks._scr import SCR, SCRConfig
@@ -24,6 +25,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         WARMSTART,
         CLASS_INCREMENTAL,
         CONTROL,
+        MINATAR,
         ANT,
         DMC,
     )

@@ -149,8 +149,11 @@ class Program:
             "learner": jax.random.fold_in(root, _KEY_LEARNER),
             "probe": jax.random.fold_in(root, _KEY_PROBE),
         }
-        stream_state = self.stream.init(keys["stream"])
         learner = self.learner.init(jax.random.fold_in(root, _KEY_INIT))
+        if self.stream.reads_params:  # e.g. DQN's target network starts as the online one
+            stream_state = self.stream.init(keys["stream"], learner["params"])
+        else:
+            stream_state = self.stream.init(keys["stream"])
         extra = {"params0": learner["params"]} if self.needs_params0 else {}
         if self.needs_params_prev:  # the parameters at the last probe (θ₀ before the first)
             extra["params_prev"] = learner["params"]
@@ -188,6 +191,11 @@ class Program:
                 return self.stream.block(
                     state["stream"], key, start, self.block_size, predict, feed
                 )
+            if self.stream.reads_params:
+                return self.stream.block(
+                    state["stream"], key, start, self.block_size, predict, params,
+                    self.learner.net.apply,
+                )  # fmt: skip
             return self.stream.block(state["stream"], key, start, self.block_size, predict)
         return self.stream.block(state["stream"], key, start, self.block_size)
 
@@ -206,10 +214,19 @@ class Program:
         updates = block_index * u + jnp.arange(u, dtype=jnp.int32)  # the learner's step index
         steps = start + (jnp.arange(u, dtype=jnp.int32) * n) // u  # the stream step of each
 
+        active = block.active
+
         def body(carry, inputs):
             learner_state, protocol_state, diverged_at, total = carry
-            x, y, is_boundary, k, t, step = inputs
+            x, y, is_boundary, k, t, step, on = inputs
+            before = learner_state
             learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
+            if active is not None:  # an inactive update changes nothing and counts 0
+                learner_state = jax.tree_util.tree_map(
+                    lambda a, b: jnp.where(on, a, b), learner_state, before
+                )
+                error = jnp.where(on, error, 0.0)
+                loss = jnp.where(on, loss, 0.0)
             if self.protocol is not None:
                 protocol_state, learner_state = self.protocol.after_step(
                     protocol_state, learner_state, self.stream, state["stream"], t
@@ -225,7 +242,17 @@ class Program:
             jnp.zeros((), jnp.float32),
         )
         (learner_state, protocol_state, diverged_at, total), _ = jax.lax.scan(
-            body, carry, (block.x, block.y, boundary, step_keys, updates, steps)
+            body,
+            carry,
+            (
+                block.x,
+                block.y,
+                boundary,
+                step_keys,
+                updates,
+                steps,
+                jnp.ones((u,), bool) if active is None else active,
+            ),
         )
         new_state = {
             **state,

@@ -1,6 +1,8 @@
-"""Reinforcement learning: PPO agents on non-stationary control tasks, through the engine."""
+"""Reinforcement learning through the engine: PPO agents on non-stationary control tasks, DQN
+agents on MinAtar and control tasks."""
 
 from lopkit.rl._agent import ActorCritic, ActorCriticConfig
+from lopkit.rl._dqn import DQNConfig, DQNStream, Games, QNetwork, QNetworkConfig, td_target
 from lopkit.rl._envs import ENVS, changes_of
 from lopkit.rl._ppo import (
     PPOConfig,
@@ -14,13 +16,20 @@ from lopkit.rl._ppo import (
     sample,
     shuffled_minibatches,
 )
+from lopkit.rl._replay import Replay
 from lopkit.rl._rollout import RolloutStream, running_stats, update_stats
 
 __all__ = [
     "ENVS",
     "ActorCritic",
     "ActorCriticConfig",
+    "DQNConfig",
+    "DQNStream",
+    "Games",
     "PPOConfig",
+    "QNetwork",
+    "QNetworkConfig",
+    "Replay",
     "RolloutStream",
     "categorical_entropy",
     "categorical_log_prob",
@@ -33,5 +42,6 @@ __all__ = [
     "running_stats",
     "sample",
     "shuffled_minibatches",
+    "td_target",
     "update_stats",
 ]

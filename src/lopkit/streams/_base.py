@@ -34,6 +34,10 @@ task: its data are what the current policy experiences) is called as
 network at its current parameters. Such a stream also declares ``updates_per_block`` (the
 learner updates one block yields), ``block_steps`` (the block length ``n`` it requires),
 ``records`` (names of its per-bin quantities, see :class:`Block`), and may set
+``reads_params = True`` (its state holds a copy of the learner's parameters, e.g. DQN's
+target network: ``init(key, params)`` receives the initial parameters and ``block(state,
+key, start, n, predict, params, apply)`` the current ones and the network's forward
+function ``apply(params, x)``),
 ``probe_targets = False`` (its probe batch has no targets: probes that need a loss are
 refused), ``max_probe_size`` and ``step_unit`` (what the progress bar counts).
 
@@ -68,12 +72,16 @@ class Block(NamedTuple):
     records: optional ``(totals [R], counts [R])`` of the stream's own per-bin quantities
     (names ``stream.records``): a bin reports Σ totals / Σ counts over its blocks (NaN where
     Σ counts = 0), e.g. the mean return of the episodes that ended in the bin.
+    active: optional bool ``[u]``: the updates that happen; an inactive update leaves the
+    learner state as it was (remedies included) and counts 0 error (DQN before its replay
+    buffer holds the minimum; None: every update happens).
     """
 
     x: jax.Array
     y: Any
     task: jax.Array
     records: Any = None
+    active: Any = None
 
 
 class Stream:
@@ -85,6 +93,8 @@ class Stream:
     Capabilities (defaults: a supervised stream generated inside the program):
 
     * ``reads_learner``: its data depend on the learner (``block`` gets ``predict``);
+    * ``reads_params``: its state holds a copy of the learner's parameters (``init`` gets
+      the initial ones, ``block`` the current ones and the forward function);
     * ``hosted``: stepped on the host (``host_init``, ``act_noise``, ``act``, ``play``);
     * ``updates_per_block``: learner updates per block (None: one per step);
     * ``block_steps``: the block length it requires (None: any);
@@ -102,6 +112,7 @@ class Stream:
 
     batch_size: int
     reads_learner: bool = False
+    reads_params: bool = False
     hosted: bool = False
     updates_per_block: int | None = None
     block_steps: int | None = None

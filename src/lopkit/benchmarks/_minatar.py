@@ -1,0 +1,266 @@
+"""MinAtar with a DQN agent: the dormant-neuron setting, stationary, permuted or a game sequence.
+
+gymnax's MinAtar games (Young & Tian 2019: Breakout, Asterix, Freeway, SpaceInvaders,
+Seaquest; 10×10 boolean maps) and its discrete classic-control tasks (CartPole, Acrobot),
+played by a DQN agent (:mod:`lopkit.rl._dqn`) through the engine: one block is one update
+period (``1 / replay_ratio`` env steps, then the updates), one learner update is one TD
+step on a replayed minibatch; steps, bins and ``change_every`` count env steps.
+
+What changes (``change``):
+
+* ``none``: one game throughout; the only non-stationarity is the agent's own (its
+  policy, and the TD target that moves at every target-network copy) — the setting in
+  which Sokar et al. 2023 (ICML, Fig. 2) see the dormant fraction grow;
+* ``permutation``: a new fixed permutation of the observation's entries every
+  ``change_every`` env steps (Juliani & Ash 2024's observation permutation);
+* a game sequence (``sequence=space_invaders,asterix,breakout,freeway``): the next game
+  every ``change_every`` env steps, one shared network whose outputs are the union of the
+  games' minimal action sets and whose input has the widest game's channels (the others
+  zero-padded) — continual MinAtar as C-CHAIN and Plasticine run it; ``per_seed_order``
+  draws each seed's order.
+
+Defaults are Dopamine's MinAtar DQN (``dopamine/labs/environments/minatar/dqn_*.gin``, see
+:class:`lopkit.rl.DQNConfig`) and MinAtar's own network (conv 16 × 3×3, fc 128; Young &
+Tian 2019 ``examples/dqn.py``). The classic-control tasks need ``torso=mlp`` (``auto``
+picks it) — Dopamine's CartPole DQN (``dqn_cartpole.gin``) uses [512, 512] and Adam 1e-3.
+
+Reported per bin: ``return``, ``episode_length`` (episodes that ended in the bin),
+``task`` (changes so far), ``loss`` (mean TD loss over the bin's updates; 0 before
+learning starts), and the probes on a batch sampled from the replay buffer, per hidden
+layer of the Q-network (``q/hidden_0`` the conv channels, ``q/hidden_1`` the fc units).
+The ``dormant_fraction`` probe records metric ``dormant_fraction`` at τ = 0.1 (ReDo's
+recycling threshold, Sokar et al. §4) and ``dormant_fraction_0.025`` at τ = 0.025 (the
+threshold of their dormancy plots); it is a default probe here.
+
+ReDo's defaults on this benchmark (``redo``): τ 0.1, recycling every 1,000 updates
+(Sokar et al. Algorithm 1, F = 1,000 gradient steps), scores on the update's own batch
+(``decay_rate 0``), Adam moments of the recycled weights reset (the remedy always does).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import gymnax
+import jax
+import optax
+from gymnax.wrappers.purerl import FlattenObservationWrapper
+
+from lopkit import _config
+from lopkit._config import field, to_dict
+from lopkit._errors import ConfigError
+from lopkit.benchmarks._base import (
+    Benchmark,
+    OptimizerConfig,
+    Problem,
+    make_optimizer,
+    optimizer_settings,
+)
+from lopkit.nets._activations import ACTIVATIONS
+from lopkit.rl import _envs
+from lopkit.rl._dqn import DQNConfig, DQNStream, Games, QNetwork, QNetworkConfig, dqn_loss
+from lopkit.rl._ppo import PPOConfig
+from lopkit.rl._rollout import RolloutStream
+
+GAMES = {
+    "breakout": "Breakout-MinAtar",
+    "asterix": "Asterix-MinAtar",
+    "freeway": "Freeway-MinAtar",
+    "space_invaders": "SpaceInvaders-MinAtar",
+    "seaquest": "Seaquest-MinAtar",
+}
+CONTROL = {"cartpole": "CartPole-v1", "acrobot": "Acrobot-v1"}
+ENVS = {**GAMES, **CONTROL}
+DEFAULT_PROBES = (
+    "dormant_fraction",
+    "dead_fraction",
+    "effective_rank",
+    "weight_magnitude",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
+    """A MinAtar game (or game sequence, or classic-control task) and a DQN agent with
+    Dopamine's MinAtar settings, or lopkit's PPO agent (``agent=ppo``: the control
+    benchmark's MLP actor-critic on the flattened observation; its settings are PPOConfig's,
+    e.g. ``rollout_steps``)."""
+
+    agent: str = field(
+        "dqn", "dqn, or ppo (the control benchmark's PPO agent; one game)", choices=("dqn", "ppo")
+    )
+    env: str = field("breakout", "game or control task", choices=tuple(ENVS))
+    change: str = field(
+        "none", "none or permutation (a game sequence: set sequence)",
+        choices=("none", "permutation"),
+    )  # fmt: skip
+    sequence: tuple[str, ...] = field(
+        (), "games played in turn (empty: env alone)", may_be_empty=True, choices=tuple(GAMES)
+    )
+    change_every: int = field(
+        500_000, "env steps between changes (a new permutation or the next game)", positive=True
+    )
+    per_seed_order: bool = field(False, "each seed plays the sequence in its own order")
+    torso: str = field(
+        "auto", "Q-network torso: conv (MinAtar's), mlp, or auto (conv for images)",
+        choices=("auto", "conv", "mlp"),
+    )  # fmt: skip
+    channels: int = field(16, "conv channels (MinAtar: 16)", positive=True)
+    hidden: tuple[int, ...] = field((128,), "fc hidden widths (MinAtar: 128)", positive=True)
+    activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
+    optimizer: str = field("adam", "sgd or adam", choices=("sgd", "adam"))
+    lr: float = field(2.5e-4, "step size α (Dopamine MinAtar)", positive=True, axis=True)
+    eps: float = field(3.125e-4, "Adam ε (Dopamine MinAtar)", positive=True, axis=True)
+
+    def check(self) -> None:
+        DQNConfig.check(self)
+        if self.agent == "ppo":
+            ppo_settings(self).check()
+            if self.sequence:
+                raise ConfigError(
+                    "agent=ppo plays one game here; the game sequence runs with agent=dqn"
+                )
+            if self.torso == "conv":
+                raise ConfigError("agent=ppo's networks are MLPs; use torso=mlp (or auto)")
+        if self.sequence:
+            if len(self.sequence) < 2 or len(set(self.sequence)) != len(self.sequence):
+                raise ConfigError(
+                    f"sequence takes two or more different games, got {self.sequence}"
+                )
+            if self.change != "none":
+                raise ConfigError("a game sequence changes game; change must be none")
+        elif self.per_seed_order:
+            raise ConfigError("per_seed_order applies to a game sequence (set sequence)")
+        if self.env in CONTROL and self.torso == "conv" and not self.sequence:
+            raise ConfigError(f"{self.env} has vector observations; use torso=mlp (or auto)")
+
+    @property
+    def games(self) -> tuple[str, ...]:
+        return self.sequence or (self.env,)
+
+
+def dqn_settings(c: MinAtarConfig) -> DQNConfig:
+    d = to_dict(c)
+    return _config.build(DQNConfig, {f.name: d[f.name] for f in dataclasses.fields(DQNConfig)})
+
+
+def ppo_settings(c: MinAtarConfig) -> PPOConfig:
+    d = to_dict(c)
+    return _config.build(PPOConfig, {f.name: d[f.name] for f in dataclasses.fields(PPOConfig)})
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FlatRolloutStream(RolloutStream):
+    """PPO's rollout stream on any discrete gymnax env, observations flattened (a MinAtar
+    map as a 10·10·C vector); the control benchmark's stream otherwise."""
+
+    gymnax_id: str = ""
+
+    def __post_init__(self):
+        env, params = gymnax.make(self.gymnax_id)
+        env = FlattenObservationWrapper(env)
+        object.__setattr__(self, "env", env)
+        object.__setattr__(self, "default_params", _envs.traced_params(params))
+        obs, _ = env.reset(jax.random.PRNGKey(0), params)
+        object.__setattr__(self, "observations", int(obs.shape[-1]))
+        object.__setattr__(self, "discrete", True)
+        object.__setattr__(self, "actions", int(env.action_space(params).n))
+
+
+def build_ppo(c: MinAtarConfig) -> Problem:
+    from lopkit.benchmarks._control import ppo_problem
+
+    ppo = ppo_settings(c)
+    stream = FlatRolloutStream(
+        env_name=c.env, change=c.change, change_every=c.change_every, change_range=(1.0, 1.0),
+        change_scale="log", ppo=ppo, gymnax_id=ENVS[c.env],
+    )  # fmt: skip
+    return ppo_problem(c, stream, ppo, stream.observations, stream.actions, True)
+
+
+def make_q_network(network: dict[str, Any]) -> QNetwork:
+    """The Q-network of a network dict (unknown keys, e.g. an MLP-only remedy's, are errors)."""
+    return QNetwork(_config.build(QNetworkConfig, network))
+
+
+def build(c: MinAtarConfig) -> Problem:
+    if c.agent == "ppo":
+        return build_ppo(c)
+    dqn = dqn_settings(c)
+    games = Games(tuple(ENVS[g] for g in c.games))
+    stream = DQNStream(
+        games=games,
+        change="sequence" if c.sequence else c.change,
+        change_every=c.change_every,
+        per_seed_order=c.per_seed_order,
+        dqn=dqn,
+    )
+    image = len(games.obs_shape) == 3
+    torso = c.torso if c.torso != "auto" else ("conv" if image else "mlp")
+    network = {
+        "input_shape": games.obs_shape,
+        "actions": games.actions,
+        "torso": torso,
+        "channels": c.channels,
+        "hidden": c.hidden,
+        "activation": c.activation,
+    }
+
+    def loss(out, batch):
+        return dqn_loss(out, batch, dqn.loss)
+
+    def optimizer_fn(o: dict[str, Any]) -> optax.GradientTransformation:
+        base = make_optimizer(o)
+        if c.max_grad_norm > 0:
+            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), base)
+        return base
+
+    return Problem(
+        stream=stream,
+        network=network,
+        make_network=make_q_network,
+        loss_fn=loss,
+        error_fn=loss,
+        error_name="loss",
+        optimizer=optimizer_settings(c),
+        optimizer_fn=optimizer_fn,
+    )
+
+
+def run_defaults(c: MinAtarConfig) -> dict[str, Any]:
+    """DQN: bins of 10,000 env steps, probes every 5 bins on 256 replayed observations (the
+    ReDo code's statistics batch), 1,000,000 env steps; one block per update period. PPO:
+    the control benchmark's (bins of 5 rollouts, one block per rollout)."""
+    if c.agent == "ppo":
+        from lopkit.benchmarks._control import run_defaults as ppo_defaults
+
+        return {**ppo_defaults(c), "metrics": DEFAULT_PROBES}
+    bin_size = 10_000 if 10_000 % c.block_steps == 0 else 10_000 * c.block_steps
+    return {
+        "steps": 100 * bin_size,
+        "bin_size": bin_size,
+        "block_size": c.block_steps,
+        "metrics_every": 5 * bin_size,
+        "metrics": DEFAULT_PROBES,
+        "probe_size": min(256, c.replay_capacity),
+        "chunk_bins": 10,
+    }
+
+
+def describe() -> str:
+    return (
+        f"games: {', '.join(GAMES)}; control: {', '.join(CONTROL)}; "
+        "change: none, permutation, sequence"
+    )
+
+
+MINATAR = Benchmark(
+    name="minatar",
+    summary="DQN on gymnax MinAtar (" + describe() + ")",
+    source="Sokar et al. 2023 (ICML, ReDo); Young & Tian 2019 (MinAtar); Dopamine DQN; gymnax",
+    config=MinAtarConfig,
+    build=build,
+    remedy_defaults={"redo": {"threshold": 0.1, "reset_every": 1000, "decay_rate": 0.0}},
+    run_defaults=run_defaults,
+)
