@@ -87,3 +87,24 @@ print(json.dumps({"warnings": [str(w.message) for w in caught
     (message,) = got["warnings"]  # once per process
     assert "not capped" in message and "bit" in message
     assert "1 CPU device, not 2" in message and "lopkit.configure_devices()" in message
+
+
+def test_importing_every_lopkit_module_leaves_the_backend_unstarted(tmp_path):
+    """lopkit configures JAX's devices when it first runs something, which works only if no
+    import started the backend first (gymnax's does: lopkit imports it where an env is made)."""
+    got = _fresh(
+        """
+import json, pkgutil, importlib
+import lopkit
+names = [m.name for m in pkgutil.walk_packages(lopkit.__path__, "lopkit.")
+         if not m.name.endswith("__main__") and ".bench." not in m.name
+         and not m.name.startswith("lopkit.bench")]
+for name in names:
+    importlib.import_module(name)
+from jax._src import xla_bridge
+print(json.dumps({"started": xla_bridge.backends_are_initialized(), "modules": len(names)}))
+""",
+        tmp_path,
+    )
+    assert got["modules"] > 50
+    assert not got["started"]

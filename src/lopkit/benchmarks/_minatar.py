@@ -42,10 +42,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import gymnax
 import jax
 import optax
-from gymnax.wrappers.purerl import FlattenObservationWrapper
 
 from lopkit import _config
 from lopkit._config import field, to_dict
@@ -158,6 +156,9 @@ class FlatRolloutStream(RolloutStream):
     gymnax_id: str = ""
 
     def __post_init__(self):
+        import gymnax  # here: importing gymnax starts JAX's backend (docs/design.md §7)
+        from gymnax.wrappers.purerl import FlattenObservationWrapper
+
         env, params = gymnax.make(self.gymnax_id)
         env = FlattenObservationWrapper(env)
         object.__setattr__(self, "env", env)

@@ -45,8 +45,8 @@ def _build(config: DFFConfig, ctx: Context) -> Parts:
     net_config = getattr(ctx.net, "config", None)
     if not hasattr(net_config, "fourier"):
         raise ConfigError(
-            "dff (deep Fourier features) is an activation option of MLPs and agents; this "
-            "network (a ConvNet or ResNet) has none"
+            "dff (deep Fourier features) is an activation option of MLPs and of the PPO "
+            f"agents' networks; this benchmark's network (a {type(ctx.net).__name__}) has none"
         )
     change = {"fourier": True}
     if config.match_params:

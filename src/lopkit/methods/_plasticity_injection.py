@@ -120,7 +120,8 @@ def _build(config: PlasticityInjectionConfig, ctx: Context) -> Parts:
     if not isinstance(base, MLP):
         raise ConfigError(
             "plasticity_injection adds heads to an MLP (scr, permuted, warmstart); this "
-            f"benchmark's network is a {type(base).__name__}"
+            f"benchmark's network is a {type(base).__name__} (conv nets and the agents' "
+            "networks are not supported)"
         )
     layers = len(base.names)
     if config.head_layers > layers:

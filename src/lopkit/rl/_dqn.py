@@ -48,7 +48,6 @@ import dataclasses
 import math
 from typing import Any
 
-import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -333,6 +332,8 @@ class Games:
     def __post_init__(self):
         several = len(self.ids) > 1
         kwargs = {"use_minimal_action_set": False} if several else {}
+        import gymnax  # here: importing gymnax starts JAX's backend (docs/design.md §7)
+
         made = [gymnax.make(i, **kwargs) for i in self.ids]
         envs = tuple(e for e, _ in made)
         params = tuple(p for _, p in made)
