@@ -67,19 +67,22 @@ def _require(directory: Path, name: str) -> Path:
     return path
 
 
-def _read_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``(data uint8 [n, 3072], fine labels [n])`` of one pickle."""
+def read_pickled_rows(
+    path: Path, label_key: str, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(data uint8 [n, 3072], labels [n])`` of one CIFAR pickle, the labels under
+    ``label_key`` (CIFAR-100: ``fine_labels``; CIFAR-10: ``labels``) in 0..num_classes − 1."""
     entries = _unpickle(path)
-    missing = [k for k in ("data", "fine_labels") if k not in entries]
+    missing = [k for k in ("data", label_key) if k not in entries]
     if missing:
         raise DataError(
             path,
             f"lacks key(s) {missing}; has {sorted(entries)}",
-            expected="a dict with b'data' uint8 [n, 3072] and b'fine_labels' [n]",
+            expected=f"a dict with b'data' uint8 [n, 3072] and b'{label_key}' [n]",
         )
     with wrap_errors(path):
         data = np.asarray(entries["data"])
-        labels = np.asarray(entries["fine_labels"])
+        labels = np.asarray(entries[label_key])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise DataError(
             path, f"b'data' is {data.dtype} {list(data.shape)}", expected="uint8 [n, 3072]"
@@ -87,16 +90,21 @@ def _read_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
             path,
-            f"b'fine_labels' is {labels.dtype} {list(labels.shape)}",
+            f"b'{label_key}' is {labels.dtype} {list(labels.shape)}",
             expected=f"{data.shape[0]:,} integer labels, one per row of b'data'",
         )
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(
             path,
-            f"b'fine_labels' ranges over {labels.min()}..{labels.max()}",
-            expected=f"labels in 0..{NUM_CLASSES - 1}",
+            f"b'{label_key}' ranges over {labels.min()}..{labels.max()}",
+            expected=f"labels in 0..{num_classes - 1}",
         )
     return data, labels
+
+
+def _read_rows(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(data uint8 [n, 3072], fine labels [n])`` of one pickle."""
+    return read_pickled_rows(path, "fine_labels", NUM_CLASSES)
 
 
 def read_cifar100_split(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lopkit.data._cifar import _unpickle
-from lopkit.data._errors import DataError, wrap_errors
+from lopkit.data._cifar import _unpickle, read_pickled_rows
+from lopkit.data._errors import DataError
 
 NUM_CLASSES = 10
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -48,34 +48,7 @@ def _require(directory: Path) -> None:
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Validated ``(data uint8 [n, 3072], labels int [n])`` of one batch."""
-    entries = _unpickle(path)
-    missing = [k for k in ("data", "labels") if k not in entries]
-    if missing:
-        raise DataError(
-            path,
-            f"lacks key(s) {missing}; has {sorted(entries)}",
-            expected="a dict with b'data' uint8 [n, 3072] and b'labels' [n]",
-        )
-    with wrap_errors(path):
-        data = np.asarray(entries["data"])
-        labels = np.asarray(entries["labels"])
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DataError(
-            path, f"b'data' is {data.dtype} {list(data.shape)}", expected="uint8 [n, 3072]"
-        )
-    if labels.shape != (data.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(
-            path,
-            f"b'labels' is {labels.dtype} {list(labels.shape)}",
-            expected=f"{data.shape[0]:,} integer labels, one per row of b'data'",
-        )
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise DataError(
-            path,
-            f"b'labels' ranges over {labels.min()}..{labels.max()}",
-            expected=f"labels in 0..{NUM_CLASSES - 1}",
-        )
-    return data, labels
+    return read_pickled_rows(path, "labels", NUM_CLASSES)
 
 
 def read_cifar10_label_names(directory: str | Path) -> list[str]:
