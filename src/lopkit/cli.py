@@ -150,6 +150,24 @@ def _diverged_summary(diverged_at, seeds: int, bin_size: int) -> str | None:
     )
 
 
+def _run_flags(args: argparse.Namespace) -> dict:
+    """The run settings given as ``lopkit run`` flags (None where not given)."""
+    run = {
+        "seeds": args.seeds,
+        "steps": args.steps,
+        "first_seed": args.first_seed,
+        "base_seed": args.base_seed,
+        "bin_size": args.bin_size,
+        "metrics_every": args.metrics_every,
+        "checkpoint_every": args.checkpoint_every,
+        "checkpoint_seconds": args.checkpoint_seconds,
+        "vectorize": args.vectorize,
+    }
+    if args.metrics is not None:
+        run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
+    return run
+
+
 def experiment_of(args: argparse.Namespace):
     """The validated experiment and its run directory for ``lopkit run`` arguments."""
     from lopkit._experiment import make_experiment
@@ -169,19 +187,7 @@ def experiment_of(args: argparse.Namespace):
     if getattr(args, "agent", None):
         settings["agent"] = args.agent
     settings.update(_parse_settings(args.set))
-    run = {
-        "seeds": args.seeds,
-        "steps": args.steps,
-        "first_seed": args.first_seed,
-        "base_seed": args.base_seed,
-        "bin_size": args.bin_size,
-        "metrics_every": args.metrics_every,
-        "checkpoint_every": args.checkpoint_every,
-        "checkpoint_seconds": args.checkpoint_seconds,
-        "vectorize": args.vectorize,
-    }
-    if args.metrics is not None:
-        run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
+    run = _run_flags(args)
     experiment = make_experiment(args.benchmark, args.method, settings, **run)
     preset = f"-{args.preset}" if args.preset else ""
     return experiment, Path(args.out or f"runs/{args.benchmark}{preset}-{experiment.method}")
@@ -400,19 +406,7 @@ def _experiment_of_config(args: argparse.Namespace):
             "benchmark, --method, --preset or --data"
         )
     _, config = _config_file(args.config)
-    run = {
-        "seeds": args.seeds,
-        "steps": args.steps,
-        "first_seed": args.first_seed,
-        "base_seed": args.base_seed,
-        "bin_size": args.bin_size,
-        "metrics_every": args.metrics_every,
-        "checkpoint_every": args.checkpoint_every,
-        "checkpoint_seconds": args.checkpoint_seconds,
-        "vectorize": args.vectorize,
-    }
-    if args.metrics is not None:
-        run["metrics"] = tuple(m for m in args.metrics.split(",") if m.strip())
+    run = _run_flags(args)
     experiment = experiment_from_config(config, _parse_settings(args.set), **run)
     args.benchmark = experiment.benchmark.name
     return experiment, Path(args.out or f"runs/{args.benchmark}-{experiment.method}")
