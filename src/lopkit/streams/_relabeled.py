@@ -103,6 +103,11 @@ class RelabeledData(Stream):
             )
         self.size = config.subset or self.num_train  # m: examples in the stream
         self.batch_size = config.batch_size
+        if self.size * self.batch_size >= 2**31:  # positions() multiplies them in int32
+            raise ConfigError(
+                f"subset × batch_size ({self.size:,} × {self.batch_size:,}) must be below 2^31; "
+                "use a smaller subset or batch"
+            )
         self.steps_per_task = config.change_every or None
         self.has_test_set = config.relabel in ("none", "permute")
 
@@ -174,8 +179,13 @@ class RelabeledData(Stream):
         112,800 examples ~0.1 s, which at 500-step blocks would cost more than the
         training), so a block no longer than an epoch sorts at most once, for the next."""
         b, m = self.batch_size, self.size
-        p = start * b + jnp.arange(n * b, dtype=jnp.int32).reshape(n, b)
-        first, after = (start * b) // m, ((start + n) * b) // m
+        # step s's first draw is number s·B of the endless sequence, which passes 2^31 (int32)
+        # in long runs (s > 21M at B = 100): with s = a·m + c it is a·B·m + c·B, so its epoch
+        # is a·B + ⌊c·B / m⌋ and its place in that epoch (c·B) mod m, all below 2^31
+        a, c = start // m, start % m
+        first = a * b + (c * b) // m  # the epoch of step start's first draw
+        rel = (c * b) % m + jnp.arange(n * b, dtype=jnp.int32).reshape(n, b)  # from its start
+        after = first + ((c * b) % m + n * b) // m  # the epoch of step start+n's first draw
         if n * b <= m:  # the block touches epochs first and first + 1 at most
             nxt = jax.lax.cond(
                 after > first, lambda: self.shuffle(state, first + 1), lambda: state["epoch"]
@@ -186,7 +196,7 @@ class RelabeledData(Stream):
             epochs = first + jnp.arange((n * b - 1) // m + 2, dtype=jnp.int32)
             table = jax.vmap(lambda e: self.shuffle(state, e))(epochs)
             new = self.shuffle(state, after)
-        return table[p // m - first, p % m], new
+        return table[rel // m, rel % m], new
 
     # ---- the protocol --------------------------------------------------------------
     def init(self, key: jax.Array) -> dict[str, Any]:
