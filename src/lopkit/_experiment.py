@@ -118,6 +118,8 @@ class Experiment:
         if wrapped is not net:  # the remedies see the network the learner trains
             net = wrapped
             method = compose(names, configs, Context(net, optimizer["lr"]), ceilings)
+        if hasattr(problem.protocol, "check"):  # a protocol that some methods cannot follow
+            problem.protocol.check(method)
         base = (problem.optimizer_fn or make_optimizer)(optimizer)
         return Learner(
             net,

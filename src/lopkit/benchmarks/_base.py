@@ -58,7 +58,8 @@ class Problem:
     :func:`make_optimizer`; e.g. a step-size schedule over the tasks); protocol: the
     benchmark's own procedure around the updates (e.g. keeping the best-validation weights),
     ``init(params) -> state`` and ``after_step(state, learner_state, stream, stream_state,
-    step) -> (state, learner_state)``, run after every update.
+    step) -> (state, learner_state)``, run after every update, and optionally
+    ``check(method)``, which raises ConfigError for a composed method it cannot serve.
     """
 
     stream: Stream

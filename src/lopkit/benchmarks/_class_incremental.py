@@ -141,6 +141,23 @@ class BestValidation:
 
     net: Any
 
+    def check(self, method: Any) -> None:
+        """Refuse a method whose predictions are not the trained params' (an ``evaluation``
+        part: hare & tortoise's slow network). The selection measures the trained params
+        and restores them; the predicting params live in the remedy's state, which it can
+        neither measure as the params nor restore, so the kept "best" weights would be
+        ones that never predict."""
+        if not method.has_evaluation:
+            return
+        owner = next(n for n, p in zip(method.names, method.parts, strict=True) if p.evaluation)
+        raise ConfigError(
+            f"{owner} cannot run on class_incremental: the benchmark keeps the weights of the "
+            f"epoch with the best validation accuracy and restores them at each task's end, "
+            f"but those are the trained params, while {owner} predicts with other params (its "
+            "slow network), which the selection can neither measure nor restore; use "
+            f"{owner} on a benchmark without model selection"
+        )
+
     def init(self, params: Any) -> dict[str, Any]:
         return {"params": params, "accuracy": jnp.full((), -1.0, jnp.float32)}
 
