@@ -29,6 +29,7 @@ ACTIVE = {
     "redo": {"redo.reset_every": 50},
     "snr": {"snr.min_threshold": 3},
     "hare_tortoise": {"hare_tortoise.reset_every": 50},
+    "parseval": {"parseval.input_scale": "true"},  # a learned input scale in every run
     "regrama": {"regrama.reset_every": 50},
     "plasticity_injection": {
         "plasticity_injection.inject_every": 100,

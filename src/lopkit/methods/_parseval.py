@@ -30,9 +30,21 @@ Settings and where they come from (official code ``parseval_reg/agent.py``, PPO 
   and offset d (init 0) after each hidden layer, z ← z·c + d (``DiagLinear`` in the
   official ``utils.py``; on in its MetaWorld config, ``main.py``), not regularized, so the
   layer's gain is free while its directions stay orthogonal. MLPs and agents only.
+* ``input_scale``: the paper's other relaxation, input scaling: a learned scalar c (init 1)
+  multiplying the network's input, z_0 = (c·x) W_0 + b_0, not regularized, so the first
+  layer's gain is free (official ``ScaleLayer`` in ``utils.py`` lines 88–95, built at the
+  head of every network in ``agent.py`` ``build_network``, lines 710–765). An agent's
+  policy and value networks get one each. MLPs and agents only.
 
-Not here: the paper's other relaxation, a learnable scale of the input (``ScaleLayer``, the
-official quadruped config): lopkit's networks have no parameter outside their layers.
+Where the official code differs (``input_scale``): it builds the scale layer in every
+network, frozen at its initial value unless ``learnable_input_scale`` (the ``input_scale``
+setting, default 1, is never changed by its configs, so the frozen layer is the identity
+and lopkit adds the parameter only when it learns); its quadruped config turns the
+learnable scale on for every algorithm, baselines included (``main.py`` line 389, before
+the per-algorithm settings): the same network without the penalty is ``parseval`` with
+``coefficient=0, input_scale=true``; and with diagonal layers on, the policy's scale layer
+is built without the learnable flag (``agent.py`` line 743), so only the value network's
+scale learns there — lopkit learns both, as the relaxation is described.
 
 References:
   Chung, Cherif, Meger & Precup. Parseval regularization for continual reinforcement
@@ -84,6 +96,11 @@ class ParsevalConfig:
     groups: int = field(
         1, "subgroup Parseval: only the block-diagonal of W Wᵀ over g unit groups", positive=True
     )
+    input_scale: bool = field(
+        False,
+        "a learned scalar (init 1) multiplying the network's input (the paper's input scaling; "
+        "the official quadruped config)",
+    )
 
 
 def _gram_gap(m: jax.Array, scale, groups: int) -> jax.Array:
@@ -127,6 +144,11 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
             "parseval.diagonal_layers adds a per-unit scale to MLP and agent layers; this "
             "network (a ConvNet or ResNet) has no such option"
         )
+    if config.input_scale and not hasattr(getattr(ctx.net, "config", None), "input_scale"):
+        raise ConfigError(
+            "parseval.input_scale adds a learned scalar on the input of MLPs and agents; "
+            "this network (a ConvNet, ResNet or Q-network) has no such option"
+        )
     shapes = jax.eval_shape(ctx.net.init, jax.random.PRNGKey(0))
     terms = []  # (path of the weight, its s, its λ)
     for layer in layers:
@@ -161,8 +183,12 @@ def _build(config: ParsevalConfig, ctx: Context) -> Parts:
             updates = replace(updates, path, get(updates, path) + weight * g)
         return updates, state
 
-    architecture = {"diagonal": True} if config.diagonal_layers else None
-    return Parts(architecture=architecture, gradient=optax.GradientTransformation(init, update))
+    architecture = {"diagonal": True} if config.diagonal_layers else {}
+    if config.input_scale:
+        architecture["input_scale"] = True
+    return Parts(
+        architecture=architecture or None, gradient=optax.GradientTransformation(init, update)
+    )
 
 
 PARSEVAL = Remedy(

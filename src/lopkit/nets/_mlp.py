@@ -3,7 +3,7 @@
 Parameters are a plain dict pytree::
 
     {"hidden_0": {"w": [in, n0], "b": [n0], ("ln_scale", "ln_offset", "diag_scale",
-                  "diag_offset": [n0])},
+                  "diag_offset": [n0]), ("input_scale": [])},
      ...,
      "output":   {"w": [features_{L-1}, out], "b": [out]}}
 
@@ -17,6 +17,10 @@ contact forces, :mod:`lopkit.benchmarks._ant`). Those rows are parameters like a
 (fan-in, init bound, weight decay, unit resets and weight probes count them) but are never
 multiplied: ``x @ w[:sizes[0]]`` equals ``[x, 0] @ w`` without the work, and their gradient
 from the loss is exactly 0, as it is for an input that is 0.
+
+``input_scale`` gives the first layer a learned scalar ``input_scale`` (init 1) that
+multiplies the input, ``z_0 = (c·x) W_0 + b_0`` (Parseval's input scaling, Chung et al.
+2024): a gain on the input that a near-orthogonal first layer cannot have.
 """
 
 from __future__ import annotations
@@ -60,6 +64,11 @@ class MLPConfig:
         False,
         "a learned per-unit scale (init 1) and offset (init 0) before each hidden activation, "
         "after LayerNorm if any (Parseval's diagonal layers, Chung et al. 2024)",
+    )
+    input_scale: bool = field(
+        False,
+        "a learned scalar (init 1) multiplying the input, kept in the first layer as "
+        "'input_scale' (Parseval's input scaling, Chung et al. 2024)",
     )
     crelu: bool = field(False, "concatenated ReLU [relu(z), relu(−z)] (Abbas et al. 2023)")
     fourier: bool = field(False, "deep Fourier features [sin(z), cos(z)] (Lewandowski et al. 2025)")
@@ -151,6 +160,8 @@ class MLP(Network):
         if self.config.diagonal and index < len(self.hidden_sizes):
             layer["diag_scale"] = jnp.ones((width,), jnp.float32)
             layer["diag_offset"] = jnp.zeros((width,), jnp.float32)
+        if self.config.input_scale and index == 0:
+            layer["input_scale"] = jnp.ones((), jnp.float32)
         return layer
 
     def init(self, key: jax.Array) -> dict[str, Any]:
@@ -175,7 +186,7 @@ class MLP(Network):
         ``key`` turns dropout on (training); without it the network is deterministic.
         """
         pre, hidden = [], []
-        h = x
+        h = x * params[self.names[0]]["input_scale"] if self.config.input_scale else x
         for i, name in enumerate(self.names[:-1]):
             layer = params[name]
             z = h @ self._rows(layer["w"], i) + layer["b"]

@@ -5,6 +5,7 @@ Parameters are one flat dict whose layer names carry the network's name::
     {"policy/hidden_0": {"w", "b"}, …, "policy/output": {"w": [h, A], "b": [A]},
      "value/hidden_0": {"w", "b"}, …, "value/output": {"w": [h, 1], "b": [1]},
      "log_std": [A]}            # Gaussian policies only: state-independent, learned
+    (with ``input_scale``: also "policy/hidden_0" and "value/hidden_0" hold "input_scale": [])
 
 Every hidden layer of both networks is a :class:`lopkit.nets.UnitLayer` (``policy/hidden_0``,
 ``value/hidden_1``, …), so unit rules (CBP, ReDo, SNR) and probes reach the units of both
@@ -57,6 +58,7 @@ class ActorCriticConfig:
     crelu: bool = field(False, "concatenated ReLU")
     fourier: bool = field(False, "deep Fourier features [sin(z), cos(z)]")
     diagonal: bool = field(False, "a learned per-unit scale and offset before each activation")
+    input_scale: bool = field(False, "a learned scalar on each network's input (init 1)")
     dropout: float = field(0.0, "dropout rate on hidden features in training", open_unit=True)
 
 
@@ -71,6 +73,7 @@ class ActorCritic(Network):
             "crelu": config.crelu,
             "fourier": config.fourier,
             "diagonal": config.diagonal,
+            "input_scale": config.input_scale,
             "dropout": config.dropout,
             "init": config.init,
             "zero_inputs": config.zero_inputs,
