@@ -5,19 +5,7 @@ import pytest
 
 from lopkit._errors import ConfigError
 from lopkit._experiment import make_experiment
-
-TINY = {
-    "data": "digits",
-    "initial_classes": 2,
-    "class_increment": 4,
-    "epochs_per_task": 2,
-    "train_per_class": 40,
-    "val_per_class": 10,
-    "test_per_class": 20,
-    "batch_size": 40,
-    "widths": "2,3",
-    "blocks": "1,1",
-}
+from test_class_incremental import TINY  # the tiny ResNet on digits
 
 
 @pytest.mark.parametrize("method", ["hare_tortoise", "l2+hare_tortoise"])

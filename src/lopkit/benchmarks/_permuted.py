@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
-from lopkit.benchmarks._classification import accuracy, cross_entropy
-from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._classification import mlp_classifier
+from lopkit.nets import ACTIVATIONS
 from lopkit.streams._permuted import PermutedInputs, PermutedStreamConfig
 
 DEFAULT_TASKS = 10  # default run length in tasks; the paper's is 800 (--preset paper)
@@ -40,19 +40,7 @@ def build(c: PermutedConfig) -> Problem:
     d = to_dict(c)
     stream_fields = {f.name for f in dataclasses.fields(PermutedStreamConfig)}
     stream = PermutedInputs(PermutedStreamConfig(**{k: d[k] for k in stream_fields}))
-    sizes = (stream.input_size, *c.hidden, stream.num_classes)
-    return Problem(
-        stream=stream,
-        network={"sizes": sizes, "activation": c.activation},
-        make_network=lambda n: MLP(MLPConfig(**n)),
-        loss_fn=cross_entropy,
-        error_fn=accuracy,
-        error_name="accuracy",
-        optimizer=optimizer_settings(c),
-        # Seeds one after another: at batch 1 a vmapped step is a batched matrix–vector
-        # product, which XLA:CPU runs 2–3× slower than K separate ones (measured, K = 10).
-        seed_map="map",
-    )
+    return mlp_classifier(stream, c)
 
 
 def run_defaults(c: PermutedConfig) -> dict[str, int]:

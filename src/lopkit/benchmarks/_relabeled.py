@@ -29,29 +29,24 @@ from __future__ import annotations
 import dataclasses
 
 from lopkit._config import field
-from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
-from lopkit.benchmarks._classification import accuracy, cross_entropy
-from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._classification import mlp_classifier
+from lopkit.nets import ACTIVATIONS
 from lopkit.streams._labeled import LABELED_DATA
 from lopkit.streams._relabeled import RelabeledData, RelabeledStreamConfig
 
 DATA_DIR_HELP = "data root (default $LOPKIT_DATA, else ~/.lopkit/data)"
 
 
-def _problem(stream: RelabeledData, c) -> Problem:
-    return Problem(
-        stream=stream,
-        network={
-            "sizes": (stream.input_size, *c.hidden, stream.num_classes),
-            "activation": c.activation,
-        },
-        make_network=lambda n: MLP(MLPConfig(**n)),
-        loss_fn=cross_entropy,
-        error_fn=accuracy,
-        error_name="accuracy",
-        optimizer=optimizer_settings(c),
-        seed_map="map",  # small nets, small batches: seeds one after another beat vmap on CPU
-    )
+def _one_bin_per_task(steps_per_task: int, tasks: int, metrics: tuple[str, ...]) -> dict:
+    """Run defaults: ``tasks`` tasks, a bin and a probe snapshot (1,000 examples) each."""
+    return {
+        "bin_size": steps_per_task,
+        "metrics_every": steps_per_task,
+        "steps": tasks * steps_per_task,
+        "probe_size": 1_000,
+        "metrics": metrics,
+    }
 
 
 # ---------------------------------------------------------------------------- label-permuted
@@ -80,18 +75,14 @@ def _build_label_permuted(c: LabelPermutedConfig) -> Problem:
             batch_size=c.batch_size,
         )
     )
-    return _problem(stream, c)
+    return mlp_classifier(stream, c)
 
 
 def _label_permuted_run(c: LabelPermutedConfig) -> dict:
     """One bin per task, probes at every task's end, 20 tasks (the paper: 400)."""
-    return {
-        "bin_size": c.change_every,
-        "metrics_every": c.change_every,
-        "steps": 20 * c.change_every,
-        "probe_size": 1_000,
-        "metrics": ("dead_fraction", "effective_rank", "weight_magnitude"),
-    }
+    return _one_bin_per_task(
+        c.change_every, 20, ("dead_fraction", "effective_rank", "weight_magnitude")
+    )
 
 
 LABEL_PERMUTED = Benchmark(
@@ -135,18 +126,14 @@ def _build_random_labels(c: RandomLabelsConfig) -> Problem:
             batch_size=c.batch_size,
         )
     )
-    return _problem(stream, c)
+    return mlp_classifier(stream, c)
 
 
 def _random_labels_run(c: RandomLabelsConfig) -> dict:
     """One bin per task; train_accuracy on the whole subset at every task's end; 10 tasks."""
-    return {
-        "bin_size": c.steps_per_task,
-        "metrics_every": c.steps_per_task,
-        "steps": 10 * c.steps_per_task,
-        "probe_size": 1_000,
-        "metrics": ("train_accuracy", "dead_fraction", "weight_magnitude"),
-    }
+    return _one_bin_per_task(
+        c.steps_per_task, 10, ("train_accuracy", "dead_fraction", "weight_magnitude")
+    )
 
 
 RANDOM_LABELS = Benchmark(
@@ -202,18 +189,14 @@ def _build_changing_targets(c: ChangingTargetsConfig) -> Problem:
             relabel_first_task=False,
         )
     )
-    return _problem(stream, c)
+    return mlp_classifier(stream, c)
 
 
 def _changing_targets_run(c: ChangingTargetsConfig) -> dict:
     """Ten change periods for either arm, a bin and a probe snapshot per period."""
-    return {
-        "bin_size": c.change_every,
-        "metrics_every": c.change_every,
-        "steps": 10 * c.change_every,
-        "probe_size": 1_000,
-        "metrics": ("dormant_fraction", "dead_fraction", "train_accuracy"),
-    }
+    return _one_bin_per_task(
+        c.change_every, 10, ("dormant_fraction", "dead_fraction", "train_accuracy")
+    )
 
 
 CHANGING_TARGETS = Benchmark(

@@ -23,9 +23,9 @@ import dataclasses
 import math
 
 from lopkit._config import field, to_dict
-from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem, optimizer_settings
-from lopkit.benchmarks._classification import accuracy, cross_entropy
-from lopkit.nets import ACTIVATIONS, MLP, MLPConfig
+from lopkit.benchmarks._base import Benchmark, OptimizerConfig, Problem
+from lopkit.benchmarks._classification import mlp_classifier
+from lopkit.nets import ACTIVATIONS
 from lopkit.streams._warmstart import WarmstartData, WarmstartStreamConfig
 
 BINS = 20  # the default bin size splits the run into at least this many bins
@@ -44,19 +44,7 @@ def build(c: WarmstartConfig) -> Problem:
     d = to_dict(c)
     stream_fields = {f.name for f in dataclasses.fields(WarmstartStreamConfig)}
     stream = WarmstartData(WarmstartStreamConfig(**{k: d[k] for k in stream_fields}))
-    return Problem(
-        stream=stream,
-        network={
-            "sizes": (stream.input_size, *c.hidden, stream.num_classes),
-            "activation": c.activation,
-        },
-        make_network=lambda n: MLP(MLPConfig(**n)),
-        loss_fn=cross_entropy,
-        error_fn=accuracy,
-        error_name="accuracy",
-        optimizer=optimizer_settings(c),
-        seed_map="map",  # small nets: seeds one after another beat a batched matmul on CPU
-    )
+    return mlp_classifier(stream, c)
 
 
 def default_bin_size(phase1: int, phase2: int, bins: int = BINS) -> int:
