@@ -37,8 +37,12 @@ def _mlp_params(seed, activation="relu"):
         }
         for i in range(3)
     }
-    p["hidden_0"]["b"][1:] = 4.0  # live on every input (x ∈ [0.1, 1]³) …
-    p["hidden_1"]["w"] = np.abs(p["hidden_1"]["w"])  # … and, from positive features, these
+    # hidden_0 small (~0.04) but live on every input (x ∈ [0.1, 1]³), hidden_1 large (~10)
+    # and live from positive features: a hidden_0 unit is dormant against the network's
+    # mean activity, not against its layer's (and a hidden_1 unit by its gradient)
+    p["hidden_0"]["w"] *= 0.01
+    p["hidden_0"]["b"][1:] = 0.04
+    p["hidden_1"]["w"] = 100.0 * np.abs(p["hidden_1"]["w"])
     p["hidden_0"]["b"][0] = -100.0  # but hidden_0 unit 0 dead (1 of 4)
     p["hidden_1"]["b"][3:] = -100.0  # hidden_1: units 3, 4, 5 dead (3 of 6)
     p["hidden_1"]["w"][:, 1] = 2.0 * p["hidden_1"]["w"][:, 0]  # unit 1 = 2 × unit 0
@@ -173,6 +177,10 @@ def test_unit_fractions_pool_every_hidden_unit_of_the_network(name, metric, f, s
     _check(name, metric, pooled, last if pooled != last else None, None)
     if metric == "dead_fraction":
         assert (pooled, last, mean) == (0.4, 0.5, 0.375)
+    if name in ("dormant_fraction", "grama_dormant_fraction"):  # scores against the network
+        units = np.array([a.shape[1] for a in arrays])
+        weighted = sum(n * f(a) for n, a in zip(units, arrays, strict=True)) / units.sum()
+        assert pooled - weighted >= 0.2, (pooled, weighted)
 
 
 def test_duplicates_are_the_unit_weighted_mean_of_the_layers():
@@ -183,9 +191,14 @@ def test_duplicates_are_the_unit_weighted_mean_of_the_layers():
 
 
 def test_the_feature_norm_is_the_norm_of_all_hidden_features_together():
-    expected = np.linalg.norm(ALL_H, axis=1).mean()
-    per = [np.linalg.norm(h, axis=1).mean() for h in (H1, H2)]
-    _check("feature_norm", "feature_norm", expected, per[1], np.mean(per))
+    p = {**P, "hidden_1": {**P["hidden_1"], "w": P["hidden_1"]["w"] / 100.0}}  # comparable
+    _, (h1, h2), _ = _forward(p, X)
+    expected = np.linalg.norm(np.concatenate([h1, h2], 1), axis=1).mean()
+    per = [np.linalg.norm(h, axis=1).mean() for h in (h1, h2)]
+    rows = _rows("feature_norm", _inputs(NET, p, P0, PREV, X, Y))
+    np.testing.assert_allclose(rows[("feature_norm", "")], expected, rtol=1e-5)
+    for other in (per[1], np.mean(per)):  # not the last layer's, not the mean of the layers'
+        assert abs(other - expected) > 0.02 * expected
 
 
 def test_the_preactivation_shift_is_the_mean_over_hidden_layers():
