@@ -188,7 +188,8 @@ def _recorded(name, expensive):
 def _cases():
     for name in BENCHMARKS:
         for probe in _probes.PROBES:
-            marks = []
+            # one worker per benchmark under `--dist loadgroup`: its program is built once
+            marks = [pytest.mark.xdist_group(f"probes-{name}")]
             if name in CONV and probe in EXPENSIVE:
                 marks.append(pytest.mark.slow)
             yield pytest.param(name, probe, marks=marks, id=f"{name}-{probe}")
