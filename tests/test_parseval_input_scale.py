@@ -67,12 +67,21 @@ def test_one_sgd_step_moves_the_scale_by_its_gradient_and_the_penalty_leaves_it_
 
 def test_an_agent_gets_one_scale_per_network_and_conv_nets_refuse_it():
     small = {"hidden": "8,8", "rollout_steps": "64", "epochs": "1", "minibatches": "1"}
-    e = make_experiment("control", "parseval", {**small, "parseval.input_scale": "true"}, seeds=1)
-    learner = e.build()[0].learner
-    params = learner.net.init(KEY)
+    e = make_experiment(
+        "control", "parseval", {**small, "parseval.input_scale": "true"},
+        seeds=1, steps=64, bin_size=64, metrics=(),
+    )  # fmt: skip
+    program = e.build()[0]
+    params = program.learner.net.init(KEY)
     for net in ("policy", "value"):
         assert float(params[f"{net}/hidden_0"]["input_scale"]) == 1.0
         assert "input_scale" not in params[f"{net}/hidden_1"]
+    state = program.init(jnp.zeros((1,), jnp.int32))  # one PPO update: both scales learn
+    state, errors, _ = program.chunk(state, jnp.int32(0), 1)
+    params = state["learner"]["params"]
+    for net in ("policy", "value"):
+        scale = float(params[f"{net}/hidden_0"]["input_scale"][0])
+        assert np.isfinite(scale) and scale != 1.0, (net, scale)
     binary = {"data": "digits", "padding": "same", "channels": (2, 3, 4), "kernels": (3, 3, 3)}
     with pytest.raises(ConfigError, match="parseval.input_scale adds a learned scalar"):
         make_experiment("binary", "parseval", {**binary, "parseval.input_scale": "true"}, seeds=1)
