@@ -25,8 +25,9 @@ Sampling: each step draws ``batch_size`` examples uniformly with replacement fro
 examples available at that step (an ordering of the training set per seed; the first m
 are available). ``subset`` > 0 makes the first ``subset`` examples of that ordering the
 whole training set (phase 2 and ``none`` draw from them; ``fraction`` and ``growing``
-take their share of them), so both phases can train to convergence on a small set. The randomness of step s is ``fold_in(fold_in(k, 2), s)`` for the seed's
-stream key k, so a step's data depend on the seed and the step only. The images and
+take their share of them), so both phases can train to convergence on a small set. The
+randomness of step s is ``fold_in(fold_in(k, 2), s)`` for the seed's stream key k, so a
+step's data depend on the seed and the step only. The images and
 labels are the stream's :attr:`constants` (shared by every seed).
 
 ``probe`` draws a batch as the next step would (phase-1 data during phase 1);
