@@ -1,15 +1,23 @@
-"""Figure files on Fashion-MNIST: without the data, `lopkit reproduce` stops with a clear
-error (what is missing, how to get it) before it runs or writes anything."""
+"""The effects on Fashion-MNIST (docs/benchmarks.md): the figure files that need it stop
+with a clear error (what is missing, how to get it) before they run or write anything when
+it is absent; the quick presets show the sources' direction (slow)."""
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from _quick_presets import run_quick_preset
 from lopkit.cli import main
 from lopkit.data import _registry
 
 ROOT = Path(__file__).resolve().parents[1]
 FASHION = ("label_permuted_quick", "warmstart_fashion_quick")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+needs_fashion_mnist = pytest.mark.skipif(
+    not DEBIAN_FASHION_MNIST.is_dir(),
+    reason=f"{DEBIAN_FASHION_MNIST} absent: apt-get install dataset-fashion-mnist to run",
+)
 
 
 @pytest.fixture
@@ -34,3 +42,15 @@ def test_reproduce_without_fashion_mnist_names_it_and_how_to_get_it(
     assert "fashion" in err.lower() and "dataset-fashion-mnist" in err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.parquet"))
     assert {d: (ROOT / d).read_text() for d in docs} == docs  # no block rewritten
+
+
+@pytest.mark.slow
+@needs_fashion_mnist
+def test_label_permuted_quick_backprop_online_accuracy_falls_over_tasks():
+    """Elsayed & Mahmood 2024 (UPGD, §4.3): SGD's online accuracy on label-permuted streams
+    falls task after task. The quick preset (Fashion-MNIST, SGD 0.05) cut to 24 tasks, 10
+    seeds (60 tasks in docs/benchmarks.md: 0.41 → 0.18)."""
+    _, acc, _ = run_quick_preset("label_permuted", "backprop", steps=12_000, metrics="")
+    early, late = acc[:, 1:5].mean(1), acc[:, -4:].mean(1)  # [seeds]: tasks 2-5, 21-24
+    se = np.hypot(early.std(ddof=1), late.std(ddof=1)) / np.sqrt(acc.shape[0])
+    assert early.mean() - late.mean() > 5 * se, (acc.mean(0), se)
