@@ -48,9 +48,10 @@ def test_reproduce_without_fashion_mnist_names_it_and_how_to_get_it(
 @needs_fashion_mnist
 def test_label_permuted_quick_backprop_online_accuracy_falls_over_tasks():
     """Elsayed & Mahmood 2024 (UPGD, §4.3): SGD's online accuracy on label-permuted streams
-    falls task after task. The quick preset (Fashion-MNIST, SGD 0.05) cut to 24 tasks, 10
-    seeds (60 tasks in docs/benchmarks.md: 0.41 → 0.18)."""
-    _, acc, _ = run_quick_preset("label_permuted", "backprop", steps=12_000, metrics="")
-    early, late = acc[:, 1:5].mean(1), acc[:, -4:].mean(1)  # [seeds]: tasks 2-5, 21-24
+    falls task after task. The quick preset whole (Fashion-MNIST, SGD 0.05, 60 tasks, 10
+    seeds; docs/benchmarks.md: 0.41 → 0.18). Cut to 24 tasks every seed fell but the seeds
+    spread (tasks 2-5 0.423, tasks 21-24 0.252, 4.8 standard errors): too close to test."""
+    _, acc, _ = run_quick_preset("label_permuted", "backprop", metrics="")
+    early, late = acc[:, 1:5].mean(1), acc[:, -4:].mean(1)  # [seeds]: tasks 2-5, 57-60
     se = np.hypot(early.std(ddof=1), late.std(ddof=1)) / np.sqrt(acc.shape[0])
     assert early.mean() - late.mean() > 5 * se, (acc.mean(0), se)
