@@ -75,6 +75,17 @@ def test_fraction_subset_in_phase_1_whole_set_in_phase_2():
     assert int(state["step"]) == 2 * N1
 
 
+def test_subset_is_the_whole_training_set_of_both_phases():
+    _, state, x, *_ = run_stream("fraction", fraction=0.5, subset=20)
+    ids, order = ids_of(x), np.asarray(state["order"])
+    assert set(ids[:N1].ravel()) == set(order[:10].tolist())  # half of the 20
+    assert set(ids[N1:].ravel()) == set(order[:20].tolist())  # phase 2: the 20, no more
+    _, state, x, *_ = run_stream("none", subset=20)
+    assert set(ids_of(x).ravel()) == set(np.asarray(state["order"])[:20].tolist())
+    with pytest.raises(ConfigError, match="subset .41. exceeds the 40 training examples"):
+        WarmstartData(WarmstartStreamConfig(subset=41), arrays=ARRAYS)
+
+
 def test_growing_subset_grows_linearly_to_the_whole_set():
     s, state, x, *_ = run_stream("growing", fraction=0.25)
     position = {int(i): p for p, i in enumerate(np.asarray(state["order"]))}

@@ -23,8 +23,11 @@ Variants (phase 1):
 
 Sampling: each step draws ``batch_size`` examples uniformly with replacement from the
 examples available at that step (an ordering of the training set per seed; the first m
-are available). The randomness of step s is ``fold_in(fold_in(k, 2), s)`` for the seed's
-stream key k, so a step's data depend on the seed and the step only. The images and
+are available). ``subset`` > 0 makes the first ``subset`` examples of that ordering the
+whole training set (phase 2 and ``none`` draw from them; ``fraction`` and ``growing``
+take their share of them), so both phases can train to convergence on a small set. The
+randomness of step s is ``fold_in(fold_in(k, 2), s)`` for the seed's stream key k, so a
+step's data depend on the seed and the step only. The images and
 labels are the stream's :attr:`constants` (shared by every seed).
 
 ``probe`` draws a batch as the next step would (phase-1 data during phase 1);
@@ -74,6 +77,11 @@ class WarmstartStreamConfig:
     )
     blur_factor: int = field(4, "blur: side of the averaged pixel blocks", positive=True)
     batch_size: int = field(64, "examples per step", positive=True)
+    subset: int = field(
+        0,
+        "the training set: the first `subset` examples of the seed's ordering (0: all of it)",
+        nonnegative=True,
+    )
 
     def check(self) -> None:
         if not 0 < self.fraction <= 1:
@@ -97,6 +105,12 @@ class WarmstartData(Stream):
         self.num_classes = arrays.num_classes
         self.image_shape = arrays.image_shape
         self.num_train, self.input_size = arrays.x_train.shape
+        if config.subset > self.num_train:
+            raise ConfigError(
+                f"subset ({config.subset:,}) exceeds the {self.num_train:,} training examples "
+                f"of {arrays.name}; use at most {self.num_train:,} (0: all)"
+            )
+        self.size = config.subset or self.num_train  # n: the training set the phases draw from
         self.batch_size = config.batch_size
         f = config.blur_factor
         if config.variant == "blur" and (arrays.image_shape[0] % f or arrays.image_shape[1] % f):
@@ -118,7 +132,7 @@ class WarmstartData(Stream):
     # ---- the schedule --------------------------------------------------------------
     def available(self, step: jax.Array) -> jax.Array:
         """How many examples (the first m of the seed's order) step ``step`` draws from."""
-        c, n = self.config, self.num_train
+        c, n = self.config, self.size
         start = max(1, round(c.fraction * n))
         if c.variant == "fraction":
             m = jnp.full_like(step, start)
