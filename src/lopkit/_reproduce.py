@@ -532,11 +532,16 @@ def _study_caption(spec: Spec, study: Any, best: Any, run: dict, select: Any, hi
         if select
         else "chosen and reported on the same seeds (which favours the chosen settings)"
     )
+    if n_cells == len(study.methods) * max(1, len(study.benchmarks)):
+        rows = "Each method's row is its one cell"
+    else:
+        rows = f"Each method's row is its best cell by stream average, {chosen}"
+    order = "ranked highest first" if higher else "ranked lowest first"
     return (
         f"*{spec.title + ': ' if spec.title else ''}{what}, {run.get('seeds', '?')} seeds × "
-        f"{int(run.get('steps', 0)):,} steps per cell, {n_cells} cells (`{spec.study}`). Each "
-        f"method's row is its best cell by stream average ({'highest' if higher else 'lowest'} "
-        f"mean over the whole run), {chosen}; final: the mean over the last 10% of the run; "
+        f"{int(run.get('steps', 0)):,} steps per cell, {n_cells} cells (`{spec.study}`). "
+        f"{rows}; stream average: the mean over the whole run ({order}); final: the mean over "
+        f"the last 10% of the run; "
         f"other columns: the best cell's value over the last {100 * spec.fraction:g}% of the "
         f"run; mean ± standard error over seeds. Made by `{command(spec)}` from "
         f"`figures/{spec.name}.yaml`; the full page (every cell, curves, sensitivity): "
