@@ -306,3 +306,19 @@ def test_a_study_figure_names_only_the_studys_methods(tmp_path):
     with pytest.raises(ConfigError, match="sam"):
         _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
     assert not (root / "runs").exists()
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_a_diverged_cell_is_ranked_after_every_finite_one(higher):
+    import numpy as np
+    import pandas as pd
+
+    best = pd.DataFrame(
+        {
+            "method": ["a", "b", "c", "d"],
+            "auc": [0.5, 0.9, 0.1, 0.7],
+            "final": [0.5, np.nan, 0.2, 0.6],
+        }
+    )
+    ranked = _reproduce.rank_cells(best, higher)["method"].tolist()
+    assert ranked == (["d", "a", "c", "b"] if higher else ["c", "a", "d", "b"])

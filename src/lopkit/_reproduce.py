@@ -467,7 +467,7 @@ def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[
     write_report(out, out / "report.html", ci=spec.report.get("ci", "se"), select_seeds=select)
     best = pd.read_csv(out / "report.best.csv")
     higher = higher_is_better(str(best["metric"].iloc[0]))
-    best = best.sort_values("auc", ascending=not higher, kind="stable").reset_index(drop=True)
+    best = rank_cells(best, higher)
     dirs = {m: layout.cell_dir(out, r) for m, r in zip(best["method"], best["run"], strict=True)}
     df = layout.load_study(out)
     if select:
@@ -488,6 +488,14 @@ def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[
         return "\n\n".join(parts)
 
     return dirs, text
+
+
+def rank_cells(best: Any, higher: bool) -> Any:
+    """``best`` (a frame with ``auc`` and ``final``) ranked by stream average, best first; a
+    cell whose final window is not finite (it diverged) after every finite one."""
+    key = best["auc"].where(best["final"].notna()) * (-1.0 if higher else 1.0)
+    ranked = best.assign(_key=key).sort_values("_key", kind="stable", na_position="last")
+    return ranked.drop(columns="_key").reset_index(drop=True)
 
 
 def _ranking(spec: Spec, best: Any, probes: list[Any], higher: bool) -> str:
@@ -511,10 +519,12 @@ def _ranking(spec: Spec, best: Any, probes: list[Any], higher: bool) -> str:
             f"`{row.method}`",
             setting,
             _value(row.auc, row.auc_se, Column(metric)),
-            _value(row.final, row.final_se, Column(metric)),
+            _value(row.final, row.final_se, Column(metric))
+            if row.final == row.final
+            else "diverged (not finite)",
         ]
         for column, t in zip(spec.columns, probes, strict=True):
-            found = list(t[t["run"] == row.run].itertuples())
+            found = [r for r in t[t["run"] == row.run].itertuples() if r.late == r.late]
             cells.append(_value(found[0].late, found[0].late_se, column) if found else "—")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -540,8 +550,8 @@ def _study_caption(spec: Spec, study: Any, best: Any, run: dict, select: Any, hi
     return (
         f"*{spec.title + ': ' if spec.title else ''}{what}, {run.get('seeds', '?')} seeds × "
         f"{int(run.get('steps', 0)):,} steps per cell, {n_cells} cells (`{spec.study}`). "
-        f"{rows}; stream average: the mean over the whole run ({order}); final: the mean over "
-        f"the last 10% of the run; "
+        f"{rows}; stream average: the mean over the whole run's finite values ({order}; a "
+        f"cell that diverged last); final: the mean over the last 10% of the run; "
         f"other columns: the best cell's value over the last {100 * spec.fraction:g}% of the "
         f"run; mean ± standard error over seeds. Made by `{command(spec)}` from "
         f"`figures/{spec.name}.yaml`; the full page (every cell, curves, sensitivity): "
