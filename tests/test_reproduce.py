@@ -126,6 +126,14 @@ def test_the_repository_figure_files_are_valid_and_own_their_blocks():
         spec = _reproduce.load_spec(path)
         for variant in spec.variants:
             _reproduce.experiment_of(spec, variant)
+        if spec.study is not None:  # every cell of its study validates
+            from lopkit.sweep import expand
+            from lopkit.sweep import load_spec as load_study
+
+            study = load_study(REPO / spec.study)
+            expand(study)
+            for fig in spec.figures:
+                assert set(fig.runs) <= set(study.methods), (name, fig.runs)
         for doc in spec.blocks:
             text = (REPO / doc).read_text()
             assert text.count(f"<!-- lopkit:begin {name} -->") == 1, (doc, name)
@@ -214,3 +222,103 @@ def test_named_runs_with_their_own_settings(tmp_path):
     )
     with pytest.raises(ConfigError, match="unknown run"):
         _reproduce.load_spec(bad)
+
+
+STUDY = """\
+name: tiny remedies
+benchmark: scr
+seeds: 4
+steps: 20000
+run: {metrics: [dead]}
+methods:
+  backprop: {}
+  l2: {l2.weight_decay: [0.0, 0.01]}
+  cbp: {}
+"""
+
+STUDY_FIGURE = """\
+title: Tiny ranking
+study: studies/tiny.yaml
+report: {select_seeds: 0-1}
+table:
+  columns:
+    - {metric: dead_fraction, label: dead units, percent: true}
+figures:
+  - {out: docs/rank.png, metric: mse, runs: [backprop, cbp]}
+blocks: [docs/a.md]
+"""
+
+
+def test_a_study_figure_file_ranks_each_methods_best_cell(tmp_path):
+    """The block ranks the methods by their best cell's stream average on the held-out
+    seeds, as the study's report chose it; a second call runs nothing and changes nothing."""
+    import pandas as pd
+
+    root = _repo(tmp_path)
+    (root / "studies").mkdir()
+    (root / "studies" / "tiny.yaml").write_text(STUDY)
+    (root / "figures" / "tiny.yaml").write_text(STUDY_FIGURE)
+    spec = _reproduce.load_spec(root / "figures" / "tiny.yaml")
+    result = _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert result["changed"] == ["docs/a.md"]
+    best = pd.read_csv(root / "runs" / "tiny" / "report.best.csv")
+    assert sorted(best["method"]) == ["backprop", "cbp", "l2"]
+    doc = (root / "docs" / "a.md").read_text()
+    rows = [line.split("|")[1:-1] for line in doc.splitlines() if re.match(r"\| \d+ \|", line)]
+    ranked = best.sort_values("auc")  # mse: lower is better
+    assert [r[1].strip() for r in rows] == [f"`{m}`" for m in ranked["method"]]
+    assert [r[0].strip() for r in rows] == ["1", "2", "3"]
+    for row, (_, b) in zip(rows, ranked.iterrows(), strict=True):
+        assert row[3].strip() == f"{b.auc:.3f} ± {b.auc_se:.3f}"
+        assert re.fullmatch(r"\d+\.\d% ± \d+\.\d%", row[5].strip()), row[5]
+    l2_row = next(r for r in rows if r[1].strip() == "`l2`")
+    assert re.fullmatch(r"l2\.weight_decay=0\.0(1)?", l2_row[2].strip()), l2_row[2]
+    assert "chosen on seeds 0-1 and reported on the others" in doc
+    assert "4 seeds × 20,000 steps per cell, 4 cells" in doc
+    assert "![tiny: mse](rank.png)" in doc
+    assert (root / "runs" / "tiny" / "report.html").is_file()
+    marker = next((root / "runs" / "tiny" / "cells").glob("*/metrics.parquet"))
+    before = marker.stat().st_mtime_ns
+    again = _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert again["changed"] == [] and marker.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (STUDY_FIGURE + "benchmark: scr\n", "remove benchmark"),
+        (STUDY_FIGURE.replace("select_seeds", "pick"), "unknown key of report"),
+    ],
+)
+def test_bad_study_figure_files_say_what_is_wrong(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        _reproduce.load_spec(path)
+
+
+def test_a_study_figure_names_only_the_studys_methods(tmp_path):
+    root = _repo(tmp_path)
+    (root / "studies").mkdir()
+    (root / "studies" / "tiny.yaml").write_text(STUDY)
+    (root / "figures" / "tiny.yaml").write_text(STUDY_FIGURE.replace("cbp]", "sam]"))
+    spec = _reproduce.load_spec(root / "figures" / "tiny.yaml")
+    with pytest.raises(ConfigError, match="sam"):
+        _reproduce.reproduce(spec, root=root, runs=root / "runs", log=lambda _: None)
+    assert not (root / "runs").exists()
+
+
+@pytest.mark.parametrize("higher", [True, False])
+def test_a_diverged_cell_is_ranked_after_every_finite_one(higher):
+    import numpy as np
+    import pandas as pd
+
+    best = pd.DataFrame(
+        {
+            "method": ["a", "b", "c", "d"],
+            "auc": [0.5, 0.9, 0.1, 0.7],
+            "final": [0.5, np.nan, 0.2, 0.6],
+        }
+    )
+    ranked = _reproduce.rank_cells(best, higher)["method"].tolist()
+    assert ranked == (["d", "a", "c", "b"] if higher else ["c", "a", "d", "b"])

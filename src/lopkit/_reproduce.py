@@ -20,6 +20,18 @@ draw from them and which table to compute, and where in the docs they go::
         - {metric: dead_fraction, label: dead units, percent: true}
     blocks: [README.md, docs/benchmarks.md]
 
+A figure file can instead name a *study* (docs/studies.md): its cells are run with
+``lopkit sweep`` (finished cells skipped, interrupted ones resumed), ``lopkit report``
+writes the full page, and the block gets a ranking: each method's best cell (by its
+stream average, chosen on ``report.select_seeds`` when given) with its setting, stream
+average and final value, and the ``table`` columns' late values for that cell::
+
+    study: studies/remedies_scr.yaml
+    report: {select_seeds: 0-9}  # optional: choose on these seeds, report the others
+    table: {columns: [{metric: dead_fraction, percent: true}]}
+    figures: [{out: docs/remedies_scr.png, runs: [backprop, cbp]}]   # runs = methods
+    blocks: [docs/remedies.md]
+
 :func:`reproduce` runs what is missing (a finished run with the same configuration is
 reused, an interrupted one resumed, one with other settings replaced, saying so), draws the
 figures and rewrites each block — the lines between ``<!-- lopkit:begin NAME -->`` and
@@ -53,8 +65,11 @@ FIELDS = (
     "figures",
     "table",
     "blocks",
+    "study",
+    "report",
 )
-REQUIRED = ("benchmark", "blocks")
+REQUIRED = ("blocks",)
+REPORT_KEYS = ("select_seeds", "ci", "jobs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +119,8 @@ class Spec:
     variants: tuple[Variant, ...]
     blocks: tuple[str, ...]
     title: str = ""
+    study: str | None = None  # a study file (relative to the repository) instead of runs
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
     preset: str | None = None
     settings: dict[str, Any] = dataclasses.field(default_factory=dict)
     run: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -140,11 +157,32 @@ def load_spec(path: str | Path) -> Spec:
         if key not in FIELDS:
             raise unknown_name(f"key of {path}", key, FIELDS)
     missing = [k for k in REQUIRED if not raw.get(k)]
-    if bool(raw.get("methods")) == bool(raw.get("runs")):
-        missing.append("methods or runs (one of them)")
+    study = raw.get("study")
+    if study is not None:
+        extra = [
+            k for k in ("benchmark", "preset", "settings", "run", "methods", "runs") if k in raw
+        ]
+        if extra:
+            raise ConfigError(
+                f"{path}: a study figure file takes its runs from the study file; "
+                f"remove {', '.join(extra)}"
+            )
+    else:
+        if not raw.get("benchmark"):
+            missing.append("benchmark (or study)")
+        if bool(raw.get("methods")) == bool(raw.get("runs")):
+            missing.append("methods or runs (one of them)")
     if missing:
         raise ConfigError(f"{path} needs {', '.join(missing)}")
-    if raw.get("methods"):
+    report = raw.get("report") or {}
+    if not isinstance(report, dict):
+        raise ConfigError(f"report of {path} must be a mapping, got {report!r}")
+    for key in report:
+        if key not in REPORT_KEYS:
+            raise unknown_name(f"key of report of {path}", key, REPORT_KEYS)
+    if study is not None:
+        variants: tuple[Variant, ...] = ()
+    elif raw.get("methods"):
         variants = tuple(Variant(str(m), str(m)) for m in raw["methods"])
     else:
         variants = tuple(
@@ -159,7 +197,7 @@ def load_spec(path: str | Path) -> Spec:
         panels = tuple((str(p[0]), str(p[1]) if len(p) > 1 else "") for p in fig.panels)
         if panels and fig.metric is not None:
             raise ConfigError(f"figures[{i}] of {path}: give metric or panels, not both")
-        for name in fig.runs:
+        for name in fig.runs if study is None else ():  # a study's: checked when it runs
             if name not in names:
                 raise unknown_name(f"run of figures[{i}] of {path}", name, names)
         figures.append(dataclasses.replace(fig, panels=panels, runs=tuple(fig.runs)))
@@ -171,7 +209,7 @@ def load_spec(path: str | Path) -> Spec:
     return Spec(
         name=path.stem,
         path=path,
-        benchmark=str(raw["benchmark"]),
+        benchmark=str(raw.get("benchmark") or ""),
         variants=variants,
         blocks=tuple(str(b) for b in raw["blocks"]),
         title=str(raw.get("title") or ""),
@@ -181,6 +219,8 @@ def load_spec(path: str | Path) -> Spec:
         figures=tuple(figures),
         columns=columns,
         fraction=float(table.get("fraction", 0.1)),
+        study=None if study is None else str(study),
+        report=dict(report),
     )
 
 
@@ -214,16 +254,17 @@ def command(spec: Spec) -> str:
     return f"lopkit reproduce {spec.name}"
 
 
-def _cell(row: Any, column: Column) -> str:
+def _value(mean: float, se: float, column: Column) -> str:
+    """``mean ± se`` in the column's unit and digits (no ± with fewer than two seeds)."""
     scale, unit = (100.0, "%") if column.percent else (1.0, "")
     d = 1 if column.percent else column.digits
+    if se != se:  # fewer than two seeds: no standard error
+        return f"{scale * mean:.{d}f}{unit}"
+    return f"{scale * mean:.{d}f}{unit} ± {scale * se:.{d}f}{unit}"
 
-    def one(mean: float, se: float) -> str:
-        if se != se:  # fewer than two seeds: no standard error
-            return f"{scale * mean:.{d}f}{unit}"
-        return f"{scale * mean:.{d}f}{unit} ± {scale * se:.{d}f}{unit}"
 
-    return f"{one(row.early, row.early_se)} → {one(row.late, row.late_se)}"
+def _cell(row: Any, column: Column) -> str:
+    return f"{_value(row.early, row.early_se, column)} → {_value(row.late, row.late_se, column)}"
 
 
 def table_markdown(spec: Spec, dirs: dict[str, Path]) -> str:
@@ -311,35 +352,20 @@ def blocks_in(path: Path) -> list[str]:
     return re.findall(r"<!-- lopkit:begin (\S+) -->", path.read_text())
 
 
-def reproduce(
-    spec: Spec,
-    root: str | Path = ".",
-    runs: str | Path = "runs/reproduce",
-    progress: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Run what ``spec`` needs that is missing, draw its figures, rewrite its blocks.
-
-    Runs go to ``runs/<spec>/<run name>``; figure and block paths are relative to ``root``
-    (the repository). Returns ``{"runs": {method: dir}, "figures": [...], "changed": [...],
-    "seconds": s}``."""
-    from lopkit._running import run_or_reuse
-    from lopkit.results import plot_grid, plot_runs
-
-    root, start = Path(root), time.perf_counter()
-    for doc in spec.blocks:  # every block must exist before anything runs
+def _check_blocks(spec: Spec, root: Path) -> None:
+    """Every block of ``spec`` exists, before anything runs."""
+    for doc in spec.blocks:
         if not (root / doc).is_file():
             raise ConfigError(f"{spec.path}: block file {doc} does not exist under {root}")
         if spec.name not in blocks_in(root / doc):
             begin, end = _markers(spec.name)
             raise ConfigError(f"{root / doc} has no block '{begin}' … '{end}'")
-    dirs: dict[str, Path] = {}
-    for variant in spec.variants:
-        experiment = experiment_of(spec, variant)
-        run_dir = Path(runs) / spec.name / variant.name.replace("+", "_")
-        log(f"{spec.name}: {variant.name} → {run_dir}")
-        run_or_reuse(experiment, run_dir, progress=progress, replace=True, log=log)
-        dirs[variant.name] = run_dir
+
+
+def _draw(spec: Spec, dirs: dict[str, Path], root: Path) -> list[Path]:
+    """The figures of ``spec`` from the runs ``dirs`` (by name)."""
+    from lopkit.results import plot_grid, plot_runs
+
     figures = []
     for fig in spec.figures:
         out = root / fig.out
@@ -358,14 +384,183 @@ def reproduce(
                 bin_tasks=fig.bin_tasks,
             )
         figures.append(out)
-    changed = [
-        doc
-        for doc in spec.blocks
-        if rewrite_block(root / doc, spec.name, block_text(spec, dirs, Path(doc), root))
-    ]
+    return figures
+
+
+def reproduce(
+    spec: Spec,
+    root: str | Path = ".",
+    runs: str | Path = "runs/reproduce",
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run what ``spec`` needs that is missing, draw its figures, rewrite its blocks.
+
+    Runs go to ``runs/<spec>/<run name>`` (a study to ``runs/<spec>``); figure and block
+    paths are relative to ``root`` (the repository). Returns ``{"runs": {name: dir},
+    "figures": [...], "changed": [...], "seconds": s}``."""
+    from lopkit._running import run_or_reuse
+
+    root, start = Path(root), time.perf_counter()
+    _check_blocks(spec, root)
+    if spec.study is not None:
+        dirs, texts = _run_study(spec, root, Path(runs) / spec.name, progress, log)
+    else:
+        dirs = {}
+        for variant in spec.variants:
+            experiment = experiment_of(spec, variant)
+            run_dir = Path(runs) / spec.name / variant.name.replace("+", "_")
+            log(f"{spec.name}: {variant.name} → {run_dir}")
+            run_or_reuse(experiment, run_dir, progress=progress, replace=True, log=log)
+            dirs[variant.name] = run_dir
+        texts = None
+    figures = _draw(spec, dirs, root)
+    changed = []
+    for doc in spec.blocks:
+        if texts is None:
+            text = block_text(spec, dirs, Path(doc), root)
+        else:
+            text = texts(Path(doc))
+        if rewrite_block(root / doc, spec.name, text):
+            changed.append(doc)
     return {
         "runs": dirs,
         "figures": figures,
         "changed": changed,
         "seconds": time.perf_counter() - start,
     }
+
+
+# ---- a study figure file ------------------------------------------------------------------
+def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[[str], None]):
+    """Sweep the study, write its report, and return (each method's best cell directory,
+    ranked; a function of a doc path giving its block's text)."""
+    import pandas as pd
+
+    from lopkit._errors import LopkitError
+    from lopkit.results import _study as layout
+    from lopkit.results import early_late, read_config
+    from lopkit.results._report import write_report
+    from lopkit.results._study_stats import higher_is_better, parse_seeds
+    from lopkit.sweep import load_spec as load_study_spec
+    from lopkit.sweep import sweep
+
+    study_file = root / spec.study
+    if not study_file.is_file():
+        raise ConfigError(f"{spec.path}: study file {spec.study} does not exist under {root}")
+    study = load_study_spec(study_file)
+    for i, fig in enumerate(spec.figures):
+        for name in fig.runs:
+            if name not in study.methods:
+                raise unknown_name(f"run of figures[{i}] of {spec.path}", name, list(study.methods))
+    log(f"{spec.name}: study {spec.study} → {out}")
+    result = sweep(study_file, out, jobs=spec.report.get("jobs"), progress=progress)
+    log(result.summary())
+    left = len(result.cells) - result.count("done")
+    if left:
+        raise LopkitError(
+            f"{spec.name}: {left} of {len(result.cells)} cells of {out} are not done (see "
+            f"{out / layout.MANIFEST_FILE}; failed ones rerun with `lopkit sweep "
+            f"{spec.study} --out {out} --retry-failed`); no block was rewritten"
+        )
+    select = spec.report.get("select_seeds")
+    write_report(out, out / "report.html", ci=spec.report.get("ci", "se"), select_seeds=select)
+    best = pd.read_csv(out / "report.best.csv")
+    higher = higher_is_better(str(best["metric"].iloc[0]))
+    best = rank_cells(best, higher)
+    dirs = {m: layout.cell_dir(out, r) for m, r in zip(best["method"], best["run"], strict=True)}
+    df = layout.load_study(out)
+    if select:
+        df = df[~df["seed"].isin(parse_seeds(select))]  # the reported seeds only
+    probes = [early_late(df, c.metric, c.layer, fraction=spec.fraction) for c in spec.columns]
+    config = read_config(next(iter(dirs.values())))["run"]
+
+    def text(doc: Path) -> str:
+        import os
+
+        lines = _ranking(spec, best, probes, higher)
+        parts = [lines]
+        for fig in spec.figures:
+            rel = os.path.relpath(root / fig.out, (root / doc).parent)
+            alt = fig.metric or ", ".join(m for m, _ in fig.panels) or "reported metric"
+            parts.append(f"![{spec.name}: {alt}]({Path(rel).as_posix()})")
+        parts.append(_study_caption(spec, study, best, config, select, higher))
+        return "\n\n".join(parts)
+
+    return dirs, text
+
+
+def rank_cells(best: Any, higher: bool) -> Any:
+    """``best`` (a frame with ``auc`` and ``final``) ranked by stream average, best first; a
+    cell whose final window is not finite (it diverged) after every finite one."""
+    key = best["auc"].where(best["final"].notna()) * (-1.0 if higher else 1.0)
+    ranked = best.assign(_key=key).sort_values("_key", kind="stable", na_position="last")
+    return ranked.drop(columns="_key").reset_index(drop=True)
+
+
+def _ranking(spec: Spec, best: Any, probes: list[Any], higher: bool) -> str:
+    """The block's table: the methods ranked by their best cell's stream average."""
+    metric = str(best["metric"].iloc[0])
+    better = "higher" if higher else "lower"
+    labels = [c.label or (c.metric + (f" ({c.layer})" if c.layer else "")) for c in spec.columns]
+    header = [
+        "rank",
+        "method",
+        "best setting",
+        f"{metric}: stream average ({better} is better)",
+        f"{metric}: final",
+        *(f"{label}: final" for label in labels),
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for rank, row in enumerate(best.itertuples(), start=1):
+        setting = row.settings if isinstance(row.settings, str) and row.settings else "—"
+        cells = [
+            str(rank),
+            f"`{row.method}`",
+            setting,
+            _value(row.auc, row.auc_se, Column(metric)),
+            _value(row.final, row.final_se, Column(metric))
+            if row.final == row.final
+            else "diverged (not finite)",
+        ]
+        for column, t in zip(spec.columns, probes, strict=True):
+            found = [r for r in t[t["run"] == row.run].itertuples() if r.late == r.late]
+            cells.append(_value(found[0].late, found[0].late_se, column) if found else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _study_caption(spec: Spec, study: Any, best: Any, run: dict, select: Any, higher: bool) -> str:
+    n_cells = sum(max(1, _product(values)) for values in study.methods.values()) * max(
+        1, len(study.benchmarks)
+    )
+    what = ", ".join(f"`{b}`" for b in study.benchmarks) + (
+        f", preset `{study.preset}`" if study.preset else ""
+    )
+    chosen = (
+        f"chosen on seeds {select} and reported on the others"
+        if select
+        else "chosen and reported on the same seeds (which favours the chosen settings)"
+    )
+    if n_cells == len(study.methods) * max(1, len(study.benchmarks)):
+        rows = "Each method's row is its one cell"
+    else:
+        rows = f"Each method's row is its best cell by stream average, {chosen}"
+    order = "ranked highest first" if higher else "ranked lowest first"
+    return (
+        f"*{spec.title + ': ' if spec.title else ''}{what}, {run.get('seeds', '?')} seeds × "
+        f"{int(run.get('steps', 0)):,} steps per cell, {n_cells} cells (`{spec.study}`). "
+        f"{rows}; stream average: the mean over the whole run's finite values ({order}; a "
+        f"cell that diverged last); final: the mean over the last 10% of the run; "
+        f"other columns: the best cell's value over the last {100 * spec.fraction:g}% of the "
+        f"run; mean ± standard error over seeds. Made by `{command(spec)}` from "
+        f"`figures/{spec.name}.yaml`; the full page (every cell, curves, sensitivity): "
+        f"`lopkit report` on the study directory.*"
+    )
+
+
+def _product(values: dict[str, Any]) -> int:
+    n = 1
+    for v in values.values():
+        n *= len(v) if isinstance(v, list) else 1
+    return n
