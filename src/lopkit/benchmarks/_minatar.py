@@ -258,6 +258,7 @@ def build(c: MinAtarConfig) -> Problem:
         error_name="loss",
         optimizer=optimizer_settings(c),
         optimizer_fn=optimizer_fn,
+        seed_map="split",  # exact: each run's update alone (docs/design.md §2)
     )
 
 
