@@ -185,7 +185,7 @@ def test_an_rl_run_in_a_grid_equals_the_run_alone_bit_for_bit(case):
     benchmark, method, settings, run = RL[case]
     run = {**run, "metrics": (), "metrics_every": 0}
     grid = make_experiment(benchmark, method, settings, seeds=SEEDS, **run)
-    (name, values), = grid.axes
+    ((name, values),) = grid.axes
     program, _ = grid.build()
     assert program.seed_map == "split"
     seeds, swept = grid.runs()
