@@ -155,7 +155,10 @@ def test_the_isa_cap_is_on_here_and_yields_to_the_users_choice(monkeypatch):
 
 
 # The RL agents: a grid of two step sizes × 2 seeds (seed_map "split": env steps batched,
-# each run's updates alone) against each point alone, stream state included.
+# each run's updates alone) against each point alone, stream state included. With the
+# updates batched ("vmap") the two MinAtar cases failed here (a conv filter's gradient
+# summed in a batch-dependent order); control PPO's did not at this size (its [128, 256]
+# minibatch products did, 8 seeds against one: test_control).
 RL = {
     "dqn-breakout": (
         "minatar", "redo",
