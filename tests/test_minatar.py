@@ -151,7 +151,7 @@ def test_ppo_plays_minatar_through_the_same_engine():
 
 
 def _ppo_sequence(seeds, **run):
-    settings = {**PPO, "sequence": "breakout,freeway", "change_every": "96"}
+    settings = {**PPO, "change": "sequence", "sequence": "breakout,freeway", "change_every": "96"}
     return make_experiment("minatar", "backprop", settings, seeds=seeds, **{**PPO_RUN, **run})
 
 
@@ -212,6 +212,8 @@ def test_a_resumed_ppo_sequence_equals_the_uninterrupted_run(tmp_path):
         ({"envs_per_agent": "2"}, "one env per agent"),
         ({"env": "cartpole", "torso": "conv"}, "use torso=mlp"),
         ({"sequence": "breakout"}, "two or more different games"),
+        ({"change": "sequence"}, "change=sequence needs the games"),
+        ({"change": "permutation", "sequence": "breakout,freeway"}, "must be sequence"),
         ({"rollout_steps": "60", "minibatches": "8"}, "must be a multiple of minibatches"),
     ],
 )

@@ -112,8 +112,8 @@ class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
     )
     env: str = field("breakout", "game or control task", choices=tuple(ENVS))
     change: str = field(
-        "none", "none or permutation (a game sequence: set sequence)",
-        choices=("none", "permutation"),
+        "none", "none, permutation, or sequence (the games of `sequence` in turn)",
+        choices=("none", "permutation", "sequence"),
     )  # fmt: skip
     sequence: tuple[str, ...] = field(
         (), "games played in turn (empty: env alone)", may_be_empty=True, choices=tuple(GAMES)
@@ -155,8 +155,13 @@ class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
                 raise ConfigError(
                     f"sequence takes two or more different games, got {self.sequence}"
                 )
-            if self.change != "none":
-                raise ConfigError("a game sequence changes game; change must be none")
+            if self.change == "permutation":
+                raise ConfigError("a game sequence changes game; change must be sequence (or none)")
+        elif self.change == "sequence":
+            raise ConfigError(
+                "change=sequence needs the games: set sequence=GAME,GAME,… (e.g. "
+                "space_invaders,asterix,breakout,freeway)"
+            )
         elif self.per_seed_order:
             raise ConfigError("per_seed_order applies to a game sequence (set sequence)")
         if self.env in CONTROL and self.torso == "conv" and not self.sequence:
