@@ -153,3 +153,63 @@ def test_the_isa_cap_is_on_here_and_yields_to_the_users_choice(monkeypatch):
     monkeypatch.setattr("platform.machine", lambda: "aarch64")
     monkeypatch.delenv("XLA_FLAGS")
     assert _devices.isa_flag() is None
+
+
+# The RL agents: a grid of two step sizes × 2 seeds (seed_map "split": env steps batched,
+# each run's updates alone) against each point alone, stream state included. With the
+# updates batched ("vmap") the two MinAtar cases failed here (a conv filter's gradient
+# summed in a batch-dependent order); control PPO's did not at this size (its [128, 256]
+# minibatch products did, 8 seeds against one: test_control).
+RL = {
+    "dqn-breakout": (
+        "minatar", "redo",
+        {"replay_capacity": "256", "min_replay": "32", "batch": "16", "channels": "4",
+         "hidden": "16", "epsilon_decay": "200", "target_update_period": "8",
+         "redo.reset_every": "8", "redo.threshold": "0.3", "lr": "0.001,0.003"},
+        {"steps": 240, "bin_size": 80},
+    ),
+    "ppo-control": (
+        "control", "cbp",
+        {"hidden": "32,32", "rollout_steps": "128", "epochs": "2", "minibatches": "1",
+         "cbp.replacement_rate": "0.05", "cbp.maturity_threshold": "10", "lr": "0.001,0.003"},
+        {"steps": 384, "bin_size": 128},
+    ),
+    "ppo-minatar-sequence": (
+        "minatar", "backprop",
+        {"agent": "ppo", "sequence": "breakout,freeway", "change_every": "96", "channels": "4",
+         "hidden": "8", "rollout_steps": "64", "epochs": "2", "minibatches": "2",
+         "lr": "0.001,0.003"},
+        {"steps": 256, "bin_size": 64},
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(RL))
+def test_an_rl_run_in_a_grid_equals_the_run_alone_bit_for_bit(case):
+    benchmark, method, settings, run = RL[case]
+    run = {**run, "metrics": (), "metrics_every": 0}
+    grid = make_experiment(benchmark, method, settings, seeds=SEEDS, **run)
+    ((name, values),) = grid.axes
+    program, _ = grid.build()
+    assert program.seed_map == "split"
+    seeds, swept = grid.runs()
+    bins = run["steps"] // run["bin_size"]
+    state = program.init(jnp.asarray(seeds), jax.tree_util.tree_map(jnp.asarray, swept))
+    state, errors, records = program.chunk(state, jnp.int32(0), bins)
+    state, errors, records = jax.device_get(state), np.asarray(errors), np.asarray(records)
+    for h, value in enumerate(values):
+        alone = make_experiment(
+            benchmark, method, {**settings, name: str(value)}, seeds=1, **run
+        ).build()[0]
+        for k in range(SEEDS):
+            s = alone.init(jnp.asarray([k], jnp.int32))
+            s, e, v = alone.chunk(s, jnp.int32(0), bins)
+            r = h * SEEDS + k
+            np.testing.assert_array_equal(errors[r], np.asarray(e)[0], err_msg=f"run {r}")
+            np.testing.assert_array_equal(records[r], np.asarray(v)[0], err_msg=f"run {r}")
+            mine = dict(_leaves(jax.device_get({"l": s["learner"], "s": s["stream"]})))
+            for path, leaf in _leaves({"l": state["learner"], "s": state["stream"]}):
+                np.testing.assert_array_equal(
+                    leaf[r], mine[path][0], err_msg=f"run {r} {jax.tree_util.keystr(path)}"
+                )
+    assert not np.array_equal(errors[:SEEDS], errors[SEEDS:])  # the step sizes differ

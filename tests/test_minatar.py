@@ -1,9 +1,12 @@
 """The minatar benchmark's environments: a game sequence (union actions, padded channels,
 switches at the right steps, per-seed orders) and the observation permutation."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
+from lopkit._errors import ConfigError
 from lopkit._experiment import make_experiment
 from lopkit.rl._dqn import Games
 
@@ -117,29 +120,113 @@ def test_the_agent_flag_sets_the_agent(capsys, tmp_path):
     assert code == 2 and "agent must be one of dqn" in err and not out.exists()
 
 
+PPO = {"agent": "ppo", "channels": "4", "hidden": "8", "rollout_steps": "64",
+       "epochs": "2", "minibatches": "2"}  # fmt: skip
+PPO_RUN = {"steps": 256, "bin_size": 64, "metrics_every": 128, "probe_size": 32}
+
+
 def test_ppo_plays_minatar_through_the_same_engine():
     e = make_experiment(
-        "minatar", "redo",
-        {"agent": "ppo", "env": "breakout", "hidden": "16", "rollout_steps": "128",
-         "epochs": "2", "minibatches": "4", "redo.reset_every": "4", "redo.threshold": "0.5"},
-        seeds=2, steps=256, bin_size=128, metrics_every=128, probe_size=64,
+        "minatar", "redo", {**PPO, "redo.reset_every": "4", "redo.threshold": "0.5"},
+        seeds=2, **PPO_RUN,
     )  # fmt: skip
     program, _ = e.build()
     assert program.stream.observations == 400 and program.stream.actions == 3
+    net = program.learner.net.config
+    assert net.torso == "conv" and net.input_shape == (10, 10, 4)  # MinAtar's conv torso
+    params = program.learner.net.init(jax.random.PRNGKey(0))
+    assert params["policy/hidden_0"]["w"].shape == (3, 3, 4, 4)  # 3×3, 4 → 4 channels
+    assert params["value/hidden_1"]["w"].shape == (8 * 8 * 4, 8)
+    assert (e.config.lr, e.config.eps, e.config.max_grad_norm) == (3e-4, 1e-5, 0.5)  # Pgx
     state = program.init(jnp.arange(2, dtype=jnp.int32))
-    state, errors, values = program.chunk(state, jnp.int32(0), 2)
+    state, errors, values = program.chunk(state, jnp.int32(0), 4)
     assert np.isfinite(np.asarray(errors)).all()
     assert ("dormant_fraction", "policy/hidden_0") in program.labels
     assert sum(int(r["replaced"].sum()) for r in state["learner"]["rules"][0]) > 0
+    # the user's settings override the agent's defaults; DQN keeps Dopamine's
+    mine = make_experiment("minatar", "backprop", {**PPO, "lr": "1e-3"}, seeds=1, **PPO_RUN)
+    assert (mine.config.lr, mine.config.eps) == (1e-3, 1e-5)
+    dqn = make_experiment("minatar", "backprop", SMALL, seeds=1, steps=64)
+    assert (dqn.config.lr, dqn.config.eps, dqn.config.max_grad_norm) == (2.5e-4, 3.125e-4, 0)
 
 
-def test_ppo_refuses_the_game_sequence():
-    import pytest
+def _ppo_sequence(seeds, **run):
+    settings = {**PPO, "change": "sequence", "sequence": "breakout,freeway", "change_every": "96"}
+    return make_experiment("minatar", "backprop", settings, seeds=seeds, **{**PPO_RUN, **run})
 
-    from lopkit._errors import ConfigError
 
-    with pytest.raises(ConfigError, match="runs with agent=dqn"):
-        make_experiment("minatar", "backprop", {"agent": "ppo", "sequence": "breakout,freeway"})
+def test_ppo_plays_the_game_sequence_switching_every_change_every_steps():
+    program, _ = _ppo_sequence(2).build()
+    assert program.stream.actions == 5  # the union of Breakout's and Freeway's action sets
+    assert program.learner.net.config.input_shape == (10, 10, 7)  # Freeway's 7 channels
+    state = program.init(jnp.arange(2, dtype=jnp.int32))
+    state, _, values = program.chunk(state, jnp.int32(0), 4)
+    task = np.asarray(values)[..., program.record_names.index("task")]
+    # one block (rollout) of 64 steps per bin, the task read at its end: the switches after
+    # env steps 96 and 192 show in the blocks ending at 128 and 192
+    np.testing.assert_array_equal(task, [[0, 1, 2, 2], [0, 1, 2, 2]])
+    stream = state["stream"]
+    np.testing.assert_array_equal(stream["game"], [0, 0])  # task 2: Breakout again
+    # the last rollout (steps 192–255) is Breakout's: its padded channels are empty
+    seen = np.asarray(stream["recent"]).reshape(2, 64, 10, 10, 7)
+    assert not seen[..., 4:].any() and seen[..., :4].any()
+
+
+def test_a_ppo_run_on_the_sequence_alone_equals_it_in_a_batch_bit_for_bit():
+    program, _ = _ppo_sequence(3).build()
+    assert program.seed_map == "split"
+    state = program.init(jnp.arange(3, dtype=jnp.int32))
+    state, errors, values = program.chunk(state, jnp.int32(0), 4)
+    alone, _ = _ppo_sequence(1).build()
+    s1 = alone.init(jnp.asarray([2], jnp.int32))
+    s1, e1, v1 = alone.chunk(s1, jnp.int32(0), 4)
+    np.testing.assert_array_equal(np.asarray(errors)[2], np.asarray(e1)[0])
+    np.testing.assert_array_equal(np.asarray(values)[2], np.asarray(v1)[0])
+    for (path, a), b in zip(
+        jax.tree_util.tree_leaves_with_path(state),
+        jax.tree_util.tree_leaves(s1),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a[2], b[0], err_msg=str(path))
+
+
+def test_a_resumed_ppo_sequence_equals_the_uninterrupted_run(tmp_path):
+    from lopkit._experiment import run_experiment
+    from lopkit.results import load
+
+    e = _ppo_sequence(2, chunk_bins=1)
+    run_experiment(e, tmp_path / "full", progress=False)
+    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
+    assert not partial["finished"]
+    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
+    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    assert {"return", "loss", "task", "dormant_fraction"} <= set(full.metric)
+    assert len(full) == len(cut)
+    np.testing.assert_array_equal(full["step"], cut["step"])
+    np.testing.assert_array_equal(full["value"].to_numpy(), cut["value"].to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"envs_per_agent": "2"}, "one env per agent"),
+        ({"env": "cartpole", "torso": "conv"}, "use torso=mlp"),
+        ({"sequence": "breakout"}, "two or more different games"),
+        ({"change": "sequence"}, "change=sequence needs the games"),
+        ({"change": "permutation", "sequence": "breakout,freeway"}, "must be sequence"),
+        ({"rollout_steps": "60", "minibatches": "8"}, "must be a multiple of minibatches"),
+    ],
+)
+def test_bad_ppo_settings_are_clear_errors(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        make_experiment("minatar", "backprop", {**PPO, **settings}, seeds=1, **PPO_RUN)
+
+
+def test_architecture_remedies_are_refused_on_the_conv_agent_and_work_on_the_mlp_one():
+    with pytest.raises(ConfigError, match="layernorm.*torso=mlp"):
+        make_experiment("minatar", "layernorm", PPO, seeds=1, **PPO_RUN)
+    e = make_experiment("minatar", "layernorm", {**PPO, "torso": "mlp"}, seeds=1, **PPO_RUN)
+    assert e.build()[0].learner.net.config.layernorm
 
 
 def test_minatar_maps_are_stored_as_bits_and_cartpole_as_floats():

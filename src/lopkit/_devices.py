@@ -46,10 +46,12 @@ it must be set before JAX starts. The cap removes one cause; another is left to 
 shapes: XLA:CPU may also order a long sum (a reduction, a matrix–vector product) by the
 batch — measured, a [100, 10] column sum differed in batches of 1–3 runs, a [784, 100] one
 did not, and matrix–vector products differed more often than reductions. The probes are
-therefore computed one run at a time (:func:`lopkit._seeds.one_run_at_a_time`), rules prefer
+therefore computed one run at a time (:func:`lopkit._seeds.one_run_at_a_time`), and so are
+the RL agents' updates (``seed_map="split"``: a DQN conv filter's gradient and PPO's
+[128, 256] minibatch products summed in a batch-dependent order when batched); rules prefer
 reductions to products with a vector of ones, and tests/test_exact_batching.py checks every
-remedy, bit for bit. PPO's minibatch products still sum in a batch-dependent order: agents
-agree across batch compositions to rounding.
+remedy and the RL agents, bit for bit. Hosted streams (dmc) still update as one batch:
+their agents agree across batch compositions to rounding.
 """
 
 from __future__ import annotations

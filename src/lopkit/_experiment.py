@@ -287,6 +287,8 @@ def make_experiment(
     classes = {n: REMEDIES[n].config for n in names}
     scalars, axes = _axes.split_lists(dict(settings or {}), bench.config, classes, RunConfig)
     bench_settings, remedy_settings, run_settings = split_settings(scalars, fields)
+    if bench.setting_defaults is not None:
+        bench_settings = {**bench.setting_defaults(bench_settings), **bench_settings}
     config = _config.build(bench.config, bench_settings)
     configs = remedy_configs(names, remedy_settings, bench.remedy_defaults_for(names))
     given = {**run_settings, **{k: v for k, v in run.items() if v is not None}}

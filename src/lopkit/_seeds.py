@@ -6,19 +6,26 @@ expensive branch (a unit reset, a task-boundary event) can then run under
 the branch runs only on steps where some seed needs it, instead of every step as a
 per-seed ``cond`` (which ``vmap`` turns into a select of both branches) would. The branch
 must be the identity for seeds whose own predicate is false, so what a seed computes does
-not depend on the seeds beside it.
+not depend on the seeds beside it. Inside :func:`one_run_at_a_time` a run computes alone:
+there ``any_seed`` is the run's own predicate.
 """
 
 from __future__ import annotations
+
+import contextvars
 
 import jax
 import jax.numpy as jnp
 
 SEED_AXIS = "seeds"
+_ALONE = contextvars.ContextVar("lopkit_one_run", default=False)
 
 
 def any_seed(pred: jax.Array) -> jax.Array:
-    """True when ``pred`` holds for at least one seed (just ``pred`` outside the engine)."""
+    """True when ``pred`` holds for at least one seed (just ``pred`` outside the engine, and
+    inside :func:`one_run_at_a_time`, where each run computes alone)."""
+    if _ALONE.get():
+        return jnp.asarray(pred, bool)
     try:
         return jax.lax.psum(jnp.asarray(pred, jnp.int32), SEED_AXIS) > 0
     except NameError:  # not mapped over the seed axis (a direct call, e.g. in a test)
@@ -34,13 +41,19 @@ def one_run_at_a_time(fn):
     and so did its effective rank. Mapped one run at a time (``lax.map``), each run's
     products have the shapes they have alone, so its values are the same bits whatever
     runs are beside it. For rare, heavy work (the probes, every few thousand steps), where
-    a loop step per run costs little; not for the update step.
+    a loop step per run costs little. Also the learner's updates of a block under
+    ``seed_map="split"`` (:class:`lopkit.engine.Program`): a loop step per run and block.
+    ``fn`` is traced as one run alone (:func:`any_seed` is the run's own predicate).
     """
     from jax import custom_batching
 
     @custom_batching.custom_vmap
     def mapped(*args):
-        return fn(*args)
+        token = _ALONE.set(True)
+        try:
+            return fn(*args)
+        finally:
+            _ALONE.reset(token)
 
     @mapped.def_vmap
     def _rule(axis_size, in_batched, *args):

@@ -53,7 +53,8 @@ class Problem:
     error_name: the reported error's metric name; optimizer: dict of OptimizerConfig fields;
     boundary_events: :class:`lopkit.methods.BoundaryEvent` s that are part of the protocol
     (e.g. continual ImageNet resets the output layer at each task), run before the
-    remedies' events; seed_map: how seeds are mapped ("vmap" or "map");
+    remedies' events; seed_map: how seeds are mapped ("vmap", "map" or "split",
+    :class:`lopkit.engine.Program`);
     optimizer_fn: builds the base optimizer from the optimizer dict (default
     :func:`make_optimizer`; e.g. a step-size schedule over the tasks); protocol: the
     benchmark's own procedure around the updates (e.g. keeping the best-validation weights),
@@ -70,7 +71,8 @@ class Problem:
     error_name: str
     optimizer: dict[str, Any]
     boundary_events: tuple[Any, ...] = ()  # the protocol's own task-start events (head reset)
-    seed_map: str = "vmap"  # "vmap" or "map" (sequential over seeds; faster for some conv nets)
+    seed_map: str = "vmap"  # "vmap", "map" (sequential over seeds; faster for some conv nets)
+    # or "split" (batched stream, updates one run at a time: exact for the RL agents)
     optimizer_fn: Callable[[dict[str, Any]], optax.GradientTransformation] | None = None
     protocol: Any = None
 
@@ -86,6 +88,9 @@ class Benchmark:
     keyed by those remedies joined with ``+`` (e.g. ``"cbp+l2": {"l2": {...}}``: the
     official PPO CBP config decays weights less than its L2 config); they override
     ``remedy_defaults`` whenever every named remedy is in the method.
+    setting_defaults: defaults of benchmark settings that depend on the settings given
+    (``settings -> {name: value}``; e.g. the minatar benchmark's PPO agent has its own
+    optimizer settings); the user's settings override them.
     """
 
     name: str
@@ -96,6 +101,7 @@ class Benchmark:
     remedy_defaults: dict[str, dict[str, Any]]
     run_defaults: dict[str, Any] | Callable[[Any], dict[str, Any]]
     method_defaults: dict[str, dict[str, dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    setting_defaults: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def remedy_defaults_for(self, names: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
         """The benchmark's remedy defaults for a method of remedies ``names``."""

@@ -188,7 +188,10 @@ def ppo_problem(
     ``c.hidden`` (LeCun init, state-independent log-std; ``zero_inputs`` first-layer rows
     for always-zero inputs after the ``observations``, :class:`lopkit.rl.ActorCriticConfig`),
     the clipped PPO loss as both loss and reported error, the optimizer of ``c``'s optimizer
-    fields after clipping the gradient's global norm to ``c.max_grad_norm`` (0: none)."""
+    fields after clipping the gradient's global norm to ``c.max_grad_norm`` (0: none).
+    Rollouts batched over the runs, each run's updates computed one run at a time
+    (``seed_map="split"``): a run's minibatch products then sum in the same order alone and
+    in a batch, bit for bit (docs/design.md §2)."""
     network = {
         "observations": observations,
         "actions": actions,
@@ -219,4 +222,5 @@ def ppo_problem(
         error_name="loss",
         optimizer=optimizer_settings(c),
         optimizer_fn=optimizer_fn,
+        seed_map="split",
     )

@@ -1,4 +1,5 @@
-"""MinAtar with a DQN agent: the dormant-neuron setting, stationary, permuted or a game sequence.
+"""MinAtar with a DQN or PPO agent: the dormant-neuron setting, stationary, permuted or a game
+sequence.
 
 gymnax's MinAtar games (Young & Tian 2019: Breakout, Asterix, Freeway, SpaceInvaders,
 Seaquest; 10×10 boolean maps) and its discrete classic-control tasks (CartPole, Acrobot),
@@ -32,6 +33,20 @@ The ``dormant_fraction`` probe records metric ``dormant_fraction`` at τ = 0.1 (
 recycling threshold, Sokar et al. §4) and ``dormant_fraction_0.025`` at τ = 0.025 (the
 threshold of their dormancy plots); it is a default probe here.
 
+``agent=ppo``: the control benchmark's PPO agent (:mod:`lopkit.rl._ppo`, the same rollout
+blocks, loss and separate policy and value networks, :func:`lopkit.benchmarks._control.
+ppo_problem`) playing the same games with the same changes as DQN (:class:`lopkit.rl.
+GamePlay`: a change every ``change_every`` env steps exactly, the episode cut there), one
+env per agent, its networks MinAtar's (each a conv 16 × 3×3 layer, then fc 128; ``torso``
+as for DQN). Its defaults follow the MinAtar PPO of Pgx's example (``examples/minatar-ppo/
+train.py``, "modified from PureJaxRL"): Adam lr 3e-4, ε 1e-5, the gradient's global norm
+clipped to 0.5, γ 0.99, λ 0.95, clip 0.2, entropy coefficient 0.01, value coefficient 0.5
+on ½·MSE (0.25 on lopkit's MSE), 3 epochs per rollout. The batch is lopkit's scale, not
+Pgx's (4,096 envs × 128 steps, minibatches of 4,096): a rollout of 1,024 steps of the one
+env, 8 minibatches of 128. Left out: Pgx's shared torso (conv 32 × 2×2, average pooling,
+fc 64; here each network has its own MinAtar torso), its value clipping and its advantage
+normalization per minibatch (here per rollout).
+
 ReDo's defaults on this benchmark (``redo``): τ 0.1, recycling every 1,000 updates
 (Sokar et al. Algorithm 1, F = 1,000 gradient steps), scores on the update's own batch
 (``decay_rate 0``), Adam moments of the recycled weights reset (the remedy always does).
@@ -42,7 +57,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import jax
 import optax
 
 from lopkit import _config
@@ -56,10 +70,9 @@ from lopkit.benchmarks._base import (
     optimizer_settings,
 )
 from lopkit.nets._activations import ACTIVATIONS
-from lopkit.rl import _envs
 from lopkit.rl._dqn import DQNConfig, DQNStream, Games, QNetwork, QNetworkConfig, dqn_loss
 from lopkit.rl._ppo import PPOConfig
-from lopkit.rl._rollout import RolloutStream
+from lopkit.rl._rollout import GamesRolloutStream
 
 GAMES = {
     "breakout": "Breakout-MinAtar",
@@ -82,16 +95,25 @@ DEFAULT_PROBES = (
 class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
     """A MinAtar game (or game sequence, or classic-control task) and a DQN agent with
     Dopamine's MinAtar settings, or lopkit's PPO agent (``agent=ppo``: the control
-    benchmark's MLP actor-critic on the flattened observation; its settings are PPOConfig's,
-    e.g. ``rollout_steps``)."""
+    benchmark's actor-critic with MinAtar's networks, Pgx's MinAtar PPO settings; module
+    docstring)."""
 
     agent: str = field(
-        "dqn", "dqn, or ppo (the control benchmark's PPO agent; one game)", choices=("dqn", "ppo")
+        "dqn", "dqn, or ppo (the control benchmark's PPO agent)", choices=("dqn", "ppo")
+    )
+    # PPO's own settings (agent=ppo): Pgx's MinAtar PPO at lopkit's scale (module docstring)
+    rollout_steps: int = field(1024, "PPO: env steps per rollout", positive=True)
+    epochs: int = field(3, "PPO: passes over each rollout (Pgx: 3)", positive=True)
+    minibatches: int = field(8, "PPO: minibatches per epoch", positive=True)
+    entropy_coef: float = field(0.01, "PPO: weight of the entropy bonus (Pgx: 0.01)",
+                                nonnegative=True)  # fmt: skip
+    value_coef: float = field(
+        0.25, "PPO: weight of the mean squared value error (Pgx: 0.5 × ½)", nonnegative=True
     )
     env: str = field("breakout", "game or control task", choices=tuple(ENVS))
     change: str = field(
-        "none", "none or permutation (a game sequence: set sequence)",
-        choices=("none", "permutation"),
+        "none", "none, permutation, or sequence (the games of `sequence` in turn)",
+        choices=("none", "permutation", "sequence"),
     )  # fmt: skip
     sequence: tuple[str, ...] = field(
         (), "games played in turn (empty: env alone)", may_be_empty=True, choices=tuple(GAMES)
@@ -101,33 +123,45 @@ class MinAtarConfig(DQNConfig, PPOConfig, OptimizerConfig):
     )
     per_seed_order: bool = field(False, "each seed plays the sequence in its own order")
     torso: str = field(
-        "auto", "Q-network torso: conv (MinAtar's), mlp, or auto (conv for images)",
+        "auto", "network torso: conv (MinAtar's), mlp, or auto (conv for images)",
         choices=("auto", "conv", "mlp"),
     )  # fmt: skip
     channels: int = field(16, "conv channels (MinAtar: 16)", positive=True)
     hidden: tuple[int, ...] = field((128,), "fc hidden widths (MinAtar: 128)", positive=True)
     activation: str = field("relu", "hidden activation", choices=tuple(ACTIVATIONS))
     optimizer: str = field("adam", "sgd or adam", choices=("sgd", "adam"))
-    lr: float = field(2.5e-4, "step size α (Dopamine MinAtar)", positive=True, axis=True)
-    eps: float = field(3.125e-4, "Adam ε (Dopamine MinAtar)", positive=True, axis=True)
+    lr: float = field(
+        2.5e-4, "step size α (Dopamine MinAtar; agent=ppo: 3e-4, Pgx)", positive=True, axis=True
+    )
+    eps: float = field(
+        3.125e-4, "Adam ε (Dopamine MinAtar; agent=ppo: 1e-5, Pgx)", positive=True, axis=True
+    )
+    max_grad_norm: float = field(
+        0.0, "clip the gradient's global norm (0: no clipping; agent=ppo: 0.5, Pgx)",
+        nonnegative=True,
+    )  # fmt: skip
 
     def check(self) -> None:
         DQNConfig.check(self)
         if self.agent == "ppo":
             ppo_settings(self).check()
-            if self.sequence:
+            if self.envs_per_agent != 1:
                 raise ConfigError(
-                    "agent=ppo plays one game here; the game sequence runs with agent=dqn"
+                    f"agent=ppo plays one env per agent on minatar (envs_per_agent=1), got "
+                    f"{self.envs_per_agent}"
                 )
-            if self.torso == "conv":
-                raise ConfigError("agent=ppo's networks are MLPs; use torso=mlp (or auto)")
         if self.sequence:
             if len(self.sequence) < 2 or len(set(self.sequence)) != len(self.sequence):
                 raise ConfigError(
                     f"sequence takes two or more different games, got {self.sequence}"
                 )
-            if self.change != "none":
-                raise ConfigError("a game sequence changes game; change must be none")
+            if self.change == "permutation":
+                raise ConfigError("a game sequence changes game; change must be sequence (or none)")
+        elif self.change == "sequence":
+            raise ConfigError(
+                "change=sequence needs the games: set sequence=GAME,GAME,… (e.g. "
+                "space_invaders,asterix,breakout,freeway)"
+            )
         elif self.per_seed_order:
             raise ConfigError("per_seed_order applies to a game sequence (set sequence)")
         if self.env in CONTROL and self.torso == "conv" and not self.sequence:
@@ -148,36 +182,40 @@ def ppo_settings(c: MinAtarConfig) -> PPOConfig:
     return _config.build(PPOConfig, {f.name: d[f.name] for f in dataclasses.fields(PPOConfig)})
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class FlatRolloutStream(RolloutStream):
-    """PPO's rollout stream on any discrete gymnax env, observations flattened (a MinAtar
-    map as a 10·10·C vector); the control benchmark's stream otherwise."""
+# Pgx's MinAtar PPO (examples/minatar-ppo/train.py): the settings PPO shares with DQN
+PPO_DEFAULTS = {"lr": 3e-4, "eps": 1e-5, "max_grad_norm": 0.5}
 
-    gymnax_id: str = ""
 
-    def __post_init__(self):
-        import gymnax  # here: importing gymnax starts JAX's backend (docs/design.md §7)
-        from gymnax.wrappers.purerl import FlattenObservationWrapper
+def setting_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """The PPO agent's own defaults of the settings it shares with DQN."""
+    return dict(PPO_DEFAULTS) if str(settings.get("agent", "dqn")) == "ppo" else {}
 
-        env, params = gymnax.make(self.gymnax_id)
-        env = FlattenObservationWrapper(env)
-        object.__setattr__(self, "env", env)
-        object.__setattr__(self, "default_params", _envs.traced_params(params))
-        obs, _ = env.reset(jax.random.PRNGKey(0), params)
-        object.__setattr__(self, "observations", int(obs.shape[-1]))
-        object.__setattr__(self, "discrete", True)
-        object.__setattr__(self, "actions", int(env.action_space(params).n))
+
+def _torso(c: MinAtarConfig, games: Games) -> str:
+    image = len(games.obs_shape) == 3
+    return c.torso if c.torso != "auto" else ("conv" if image else "mlp")
 
 
 def build_ppo(c: MinAtarConfig) -> Problem:
     from lopkit.benchmarks._control import ppo_problem
 
     ppo = ppo_settings(c)
-    stream = FlatRolloutStream(
-        env_name=c.env, change=c.change, change_every=c.change_every, change_range=(1.0, 1.0),
-        change_scale="log", ppo=ppo, gymnax_id=ENVS[c.env],
-    )  # fmt: skip
-    return ppo_problem(c, stream, ppo, stream.observations, stream.actions, True)
+    games = Games(tuple(ENVS[g] for g in c.games))
+    stream = GamesRolloutStream(
+        games=games,
+        change="sequence" if c.sequence else c.change,
+        change_every=c.change_every,
+        per_seed_order=c.per_seed_order,
+        ppo=ppo,
+    )
+    problem = ppo_problem(c, stream, ppo, stream.observations, stream.actions, True)
+    if _torso(c, games) == "mlp":
+        return problem
+    network = {
+        **problem.network, "torso": "conv", "input_shape": games.obs_shape,
+        "channels": c.channels,
+    }  # fmt: skip
+    return dataclasses.replace(problem, network=network)
 
 
 def make_q_network(network: dict[str, Any]) -> QNetwork:
@@ -197,8 +235,7 @@ def build(c: MinAtarConfig) -> Problem:
         per_seed_order=c.per_seed_order,
         dqn=dqn,
     )
-    image = len(games.obs_shape) == 3
-    torso = c.torso if c.torso != "auto" else ("conv" if image else "mlp")
+    torso = _torso(c, games)
     network = {
         "input_shape": games.obs_shape,
         "actions": games.actions,
@@ -226,6 +263,7 @@ def build(c: MinAtarConfig) -> Problem:
         error_name="loss",
         optimizer=optimizer_settings(c),
         optimizer_fn=optimizer_fn,
+        seed_map="split",  # exact: each run's update alone (docs/design.md §2)
     )
 
 
@@ -258,10 +296,11 @@ def describe() -> str:
 
 MINATAR = Benchmark(
     name="minatar",
-    summary="DQN on gymnax MinAtar (" + describe() + ")",
+    summary="DQN or PPO on gymnax MinAtar (" + describe() + ")",
     source="Sokar et al. 2023 (ICML, ReDo); Young & Tian 2019 (MinAtar); Dopamine DQN; gymnax",
     config=MinAtarConfig,
     build=build,
     remedy_defaults={"redo": {"threshold": 0.1, "reset_every": 1000, "decay_rate": 0.0}},
     run_defaults=run_defaults,
+    setting_defaults=setting_defaults,
 )

@@ -93,8 +93,13 @@ class Program:
     bin_size, block_size: steps per bin / per generated block (block divides bin);
     probes: canonical probe names; probe_size: probe batch size;
     metrics_every: take probes at the end of bins whose end step is a multiple (0: never);
-    seed_map: "vmap" (one batched program) or "map" (``lax.map``: seeds one after another
-    inside the compiled program; for conv nets this can be faster on CPU).
+    seed_map: "vmap" (one batched program), "map" (``lax.map``: seeds one after another
+    inside the compiled program; for conv nets this can be faster on CPU) or "split" (the
+    stream's blocks batched as with "vmap", each block's learner updates one run after
+    another, :func:`lopkit._seeds.one_run_at_a_time`: XLA sums a batched product's
+    contraction in an order that depends on the batch — a conv filter's gradient, PPO's
+    [128, 256] minibatch products — so a run's updates are the same bits alone and in a
+    batch only when each run computes them with its own shapes; the RL agents).
 
     A stream with a data set shared by every seed exposes it as ``stream.constants`` (a
     pytree of arrays) and ``stream.bind(constants) -> stream``; the compiled functions take
@@ -199,10 +204,14 @@ class Program:
             return self.stream.block(state["stream"], key, start, self.block_size, predict)
         return self.stream.block(state["stream"], key, start, self.block_size)
 
-    def _block(self, state: dict[str, Any], block_index: jax.Array, feed: Any = None):
+    def _block(
+        self, state: dict[str, Any], block_index: jax.Array, feed: Any = None, base: Any = None
+    ):
         """Run one block; returns (state, summed error over its updates, records or None).
 
-        ``feed``: the block's data played on the host (hosted streams only)."""
+        ``feed``: the block's data played on the host (hosted streams only); ``base``: the
+        unconfigured program, given with seed_map "split" (the updates then run one run at
+        a time, each configuring its own learner)."""
         n, u = self.block_size, self.updates_per_block
         start = block_index * n
         key = jax.random.fold_in(state["keys"]["stream"], block_index)
@@ -215,45 +224,30 @@ class Program:
         steps = start + (jnp.arange(u, dtype=jnp.int32) * n) // u  # the stream step of each
 
         active = block.active
-
-        def body(carry, inputs):
-            learner_state, protocol_state, diverged_at, total = carry
-            x, y, is_boundary, k, t, step, on = inputs
-            before = learner_state
-            learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
-            if active is not None:  # an inactive update changes nothing and counts 0
-                learner_state = jax.tree_util.tree_map(
-                    lambda a, b: jnp.where(on, a, b), learner_state, before
-                )
-                error = jnp.where(on, error, 0.0)
-                loss = jnp.where(on, loss, 0.0)
-            if self.protocol is not None:
-                protocol_state, learner_state = self.protocol.after_step(
-                    protocol_state, learner_state, self.stream, state["stream"], t
-                )
-            bad = ~jnp.isfinite(loss) & (diverged_at < 0)
-            diverged_at = jnp.where(bad, step, diverged_at)
-            return (learner_state, protocol_state, diverged_at, total + error), None
-
-        carry = (
-            state["learner"],
-            state.get("protocol"),
-            state["diverged_at"],
-            jnp.zeros((), jnp.float32),
+        inputs = (
+            block.x,
+            block.y,
+            boundary,
+            step_keys,
+            updates,
+            steps,
+            jnp.ones((u,), bool) if active is None else active,
         )
-        (learner_state, protocol_state, diverged_at, total), _ = jax.lax.scan(
-            body,
-            carry,
-            (
-                block.x,
-                block.y,
-                boundary,
-                step_keys,
-                updates,
-                steps,
-                jnp.ones((u,), bool) if active is None else active,
-            ),
-        )
+        carry = (state["learner"], state.get("protocol"), state["diverged_at"])
+        stream_before = state["stream"] if self.protocol is not None else None
+        if base is None:
+            learner_state, protocol_state, diverged_at, total = self._updates(
+                carry, stream_before, inputs, active is not None
+            )
+        else:  # the updates one run at a time (seed_map "split"), each with its own settings
+
+            def own(settings, carry, stream_before, inputs):
+                run = base.configured(settings)
+                return run._updates(carry, stream_before, inputs, active is not None)
+
+            learner_state, protocol_state, diverged_at, total = one_run_at_a_time(own)(
+                state.get("settings"), carry, stream_before, inputs
+            )
         new_state = {
             **state,
             "learner": learner_state,
@@ -264,6 +258,36 @@ class Program:
         if self.protocol is not None:
             new_state["protocol"] = protocol_state
         return new_state, (total, block.records)
+
+    def _updates(self, carry: tuple, stream_before: Any, inputs: tuple, gated: bool):
+        """A block's updates, scanned: ``carry`` (learner state, protocol state,
+        diverged_at), ``inputs`` the per-update (x, y, boundary, key, learner step, stream
+        step, active); ``gated``: inactive updates change nothing and count 0. Returns
+        (learner state, protocol state, diverged_at, summed error)."""
+
+        def body(carry, inputs):
+            learner_state, protocol_state, diverged_at, total = carry
+            x, y, is_boundary, k, t, step, on = inputs
+            before = learner_state
+            learner_state, error, loss = self.learner.step(learner_state, x, y, is_boundary, k, t)
+            if gated:  # an inactive update changes nothing and counts 0
+                learner_state = jax.tree_util.tree_map(
+                    lambda a, b: jnp.where(on, a, b), learner_state, before
+                )
+                error = jnp.where(on, error, 0.0)
+                loss = jnp.where(on, loss, 0.0)
+            if self.protocol is not None:
+                protocol_state, learner_state = self.protocol.after_step(
+                    protocol_state, learner_state, self.stream, stream_before, t
+                )
+            bad = ~jnp.isfinite(loss) & (diverged_at < 0)
+            diverged_at = jnp.where(bad, step, diverged_at)
+            return (learner_state, protocol_state, diverged_at, total + error), None
+
+        (learner_state, protocol_state, diverged_at, total), _ = jax.lax.scan(
+            body, (*carry, jnp.zeros((), jnp.float32)), inputs
+        )
+        return learner_state, protocol_state, diverged_at, total
 
     @functools.cached_property
     def labels(self) -> list[tuple[str, str]]:
@@ -323,10 +347,11 @@ class Program:
         blocks_per_bin = self.bin_size // self.block_size
         # this run's own learner (its settings are traced); the probes configure their own
         run = self.configured(state.get("settings"))
+        base = self if self.seed_map == "split" else None
 
         def bin_body(state, b):
             def block_body(state, j):
-                return run._block(state, b * blocks_per_bin + j)
+                return run._block(state, b * blocks_per_bin + j, base=base)
 
             state, (totals, records) = jax.lax.scan(block_body, state, jnp.arange(blocks_per_bin))
             return self._bin_values(state, b, totals, records)
@@ -416,7 +441,7 @@ class Program:
         place`: one CPU device per core by default), so that they compute in parallel; a
         hosted stream's host part stays on the host. Not for ``seed_map="map"`` (runs one
         after another): there, and on one device, unchanged."""
-        if self.seed_map != "vmap":
+        if self.seed_map == "map":
             return state
         if self.hosted:
             device, host = _split_host(state)

@@ -1,8 +1,16 @@
 """Reinforcement learning through the engine: PPO agents on non-stationary control tasks, DQN
-agents on MinAtar and control tasks."""
+and PPO agents on MinAtar (and its game sequence) and control tasks."""
 
 from lopkit.rl._agent import ActorCritic, ActorCriticConfig
-from lopkit.rl._dqn import DQNConfig, DQNStream, Games, QNetwork, QNetworkConfig, td_target
+from lopkit.rl._dqn import (
+    DQNConfig,
+    DQNStream,
+    GamePlay,
+    Games,
+    QNetwork,
+    QNetworkConfig,
+    td_target,
+)
 from lopkit.rl._envs import ENVS, changes_of
 from lopkit.rl._ppo import (
     PPOConfig,
@@ -17,7 +25,7 @@ from lopkit.rl._ppo import (
     shuffled_minibatches,
 )
 from lopkit.rl._replay import Replay
-from lopkit.rl._rollout import RolloutStream, running_stats, update_stats
+from lopkit.rl._rollout import GamesRolloutStream, RolloutStream, running_stats, update_stats
 
 __all__ = [
     "ENVS",
@@ -25,7 +33,9 @@ __all__ = [
     "ActorCriticConfig",
     "DQNConfig",
     "DQNStream",
+    "GamePlay",
     "Games",
+    "GamesRolloutStream",
     "PPOConfig",
     "QNetwork",
     "QNetworkConfig",

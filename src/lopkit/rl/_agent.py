@@ -16,6 +16,11 @@ both); the official PPO initialization is LeCun-uniform weights, zero biases, lo
 ``zero_inputs`` gives both networks' first layers rows for inputs that are always 0 after
 the observation (:class:`lopkit.nets.MLPConfig`; the official Ant's 84 contact forces).
 
+``torso="conv"``: each network is MinAtar's instead (Young & Tian 2019: conv 16 × 3×3
+stride 1 unpadded, ReLU, then the fc hidden layers; :class:`lopkit.rl.QNetwork` without its
+``q/`` prefix), reading the flat observation as an ``input_shape`` image; its conv channels
+are the units ``policy/hidden_0`` and ``value/hidden_0``, its fc layers ``…/hidden_1``, ….
+
 ``apply(params, obs)`` → ``({"policy": [B, A] mean or logits, "log_std": [A], "value": [B]},
 Trace)``; the trace lists the policy's hidden layers, then the value network's.
 """
@@ -23,12 +28,14 @@ Trace)``; the trace lists the policy's hidden layers, then the value network's.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from lopkit._config import field
+from lopkit._errors import ConfigError
 from lopkit.nets._activations import ACTIVATIONS
 from lopkit.nets._base import Network
 from lopkit.nets._mlp import MLP, MLPConfig, Trace
@@ -60,6 +67,38 @@ class ActorCriticConfig:
     diagonal: bool = field(False, "a learned per-unit scale and offset before each activation")
     input_scale: bool = field(False, "a learned scalar on each network's input (init 1)")
     dropout: float = field(0.0, "dropout rate on hidden features in training", open_unit=True)
+    torso: str = field(
+        "mlp", "mlp, or conv (MinAtar's conv layer before each network's MLP)",
+        choices=("mlp", "conv"),
+    )  # fmt: skip
+    input_shape: tuple[int, ...] = field(
+        (), "the observation as an image (H, W, C) for torso=conv", positive=True,
+        may_be_empty=True,
+    )  # fmt: skip
+    channels: int = field(16, "conv channels (torso=conv)", positive=True)
+
+
+def _conv_net(config: ActorCriticConfig, outputs: int) -> Network:
+    from lopkit.rl._dqn import QNetwork, QNetworkConfig
+
+    c = config
+    for name in ("layernorm", "crelu", "fourier", "diagonal"):
+        if getattr(c, name):
+            raise ConfigError(
+                f"{name} acts on MLP agents only here; use torso=mlp (the conv torso has no "
+                f"{name} variant)"
+            )
+    if c.zero_inputs or len(c.input_shape) != 3 or math.prod(c.input_shape) != c.observations:
+        raise ConfigError(
+            f"torso=conv reads the {c.observations} observations as an image; input_shape "
+            f"{c.input_shape} must be (H, W, C) with H·W·C = {c.observations}"
+        )
+    q = QNetworkConfig(
+        input_shape=c.input_shape, actions=outputs, torso="conv", channels=c.channels,
+        hidden=c.hidden, activation=c.activation, init=c.init, dropout=c.dropout,
+    )  # fmt: skip
+    q.check()
+    return QNetwork(q, prefix="")
 
 
 class ActorCritic(Network):
@@ -79,10 +118,15 @@ class ActorCritic(Network):
             "zero_inputs": config.zero_inputs,
         }
         sizes = {"policy": config.actions, "value": 1}
-        self.nets = {
-            name: MLP(MLPConfig(sizes=(config.observations, *config.hidden, sizes[name]), **common))
-            for name in NETS
-        }
+        if config.torso == "conv":
+            self.nets = {name: _conv_net(config, sizes[name]) for name in NETS}
+        else:
+            self.nets = {
+                name: MLP(
+                    MLPConfig(sizes=(config.observations, *config.hidden, sizes[name]), **common)
+                )
+                for name in NETS
+            }
         self.names = [f"{n}/{layer}" for n in NETS for layer in self.nets[n].names]
         self.bounds = [b for n in NETS for b in self.nets[n].bounds]
         self.unit_layers = tuple(
@@ -132,6 +176,8 @@ class ActorCritic(Network):
     ) -> tuple[dict[str, jax.Array], Trace]:
         """obs ``[B, observations]`` → (outputs, Trace of both networks' hidden layers)."""
         outs, pre, hidden = {}, [], []
+        if self.config.torso == "conv":
+            x = x.reshape((x.shape[0], *self.config.input_shape))
         for i, n in enumerate(NETS):
             k = None if key is None else jax.random.fold_in(key, i)
             out, trace = self.nets[n].apply(self._split(params, n), x, k)

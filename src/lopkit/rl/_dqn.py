@@ -210,10 +210,14 @@ class QNetwork(Network):
 
     {"q/hidden_0": {"w": [k, k, C, channels], "b"} (conv torso), "q/hidden_i": {"w", "b"},
      "q/output": {"w", "b"}}
+
+    ``prefix`` (``"q/"``) starts every layer name; the PPO agent's conv networks
+    (:class:`lopkit.rl.ActorCritic`, ``torso="conv"``) are this network without one.
     """
 
-    def __init__(self, config: QNetworkConfig):
+    def __init__(self, config: QNetworkConfig, prefix: str = "q/"):
         self.config = c = config
+        self.prefix = prefix
         self.activation = ACTIVATIONS[c.activation]
         gain = "linear" if c.init == "lecun" else c.activation
         if c.torso == "conv":
@@ -236,19 +240,19 @@ class QNetwork(Network):
             )
         )
         self.mlp_names = {
-            n: ("q/output" if n == "output" else f"q/hidden_{i + offset}")
+            n: (f"{prefix}output" if n == "output" else f"{prefix}hidden_{i + offset}")
             for i, n in enumerate(self.mlp.names)
         }
-        self.names = (["q/hidden_0"] if offset else []) + list(self.mlp_names.values())
+        self.names = ([f"{prefix}hidden_0"] if offset else []) + list(self.mlp_names.values())
         self.bounds = ([self.conv_bound] if offset else []) + list(self.mlp.bounds)
         units = []
         if offset:
             units.append(
                 UnitLayer(
-                    name="q/hidden_0",
+                    name=self.names[0],
                     units=c.channels,
-                    incoming=("q/hidden_0", "w"),
-                    bias=("q/hidden_0", "b"),
+                    incoming=(self.names[0], "w"),
+                    bias=(self.names[0], "b"),
                     outgoing=(self.names[1], "w"),
                     init_bound=self.conv_bound,
                     out_group=positions,
@@ -269,14 +273,18 @@ class QNetwork(Network):
         self.conv = bool(offset)
 
     def __hash__(self) -> int:
-        return hash(self.config)
+        return hash((self.config, self.prefix))
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, QNetwork) and other.config == self.config
+        return (
+            isinstance(other, QNetwork)
+            and other.config == self.config
+            and other.prefix == self.prefix
+        )
 
     @property
     def output_layer(self) -> str:
-        return "q/output"
+        return f"{self.prefix}output"
 
     def init_layer(self, key: jax.Array, index: int) -> dict[str, jax.Array]:
         if self.conv and index == 0:
@@ -300,7 +308,7 @@ class QNetwork(Network):
         pre, hidden = [], []
         h = x.astype(jnp.float32)
         if self.conv:
-            layer = params["q/hidden_0"]
+            layer = params[self.names[0]]
             z = conv2d(h, layer["w"], 1, ((0, 0), (0, 0))) + layer["b"]
             h = self.activation(z)
             pre.append(z)
@@ -362,6 +370,26 @@ class Games:
         ):  # fmt: skip
             object.__setattr__(self, name, value)
 
+    def float_params(self) -> tuple[jax.Array, ...]:
+        """Each game's float env params as one array: a run carries them in its state and
+        steps with them traced (XLA folded a constant physics parameter, CartPole's mass,
+        into the expressions around it differently alone and in a batch of runs)."""
+        return tuple(
+            jnp.asarray(
+                [x for x in jax.tree_util.tree_leaves(p) if isinstance(x, float)], jnp.float32
+            )
+            for p in self.params
+        )
+
+    def _params(self, g: int, floats: tuple | None):
+        if floats is None:
+            return self.params[g]
+        leaves, tree = jax.tree_util.tree_flatten(self.params[g])
+        where = [i for i, x in enumerate(leaves) if isinstance(x, float)]
+        for j, i in enumerate(where):
+            leaves[i] = floats[g][j]
+        return jax.tree_util.tree_unflatten(tree, leaves)
+
     def _pad(self, g: int, obs: jax.Array) -> jax.Array:
         obs = obs.astype(jnp.float32)
         extra = self.obs_shape[-1] - obs.shape[-1]
@@ -378,12 +406,15 @@ class Games:
             first = self._pad(g, obs) if first is None else first
         return tuple(states), first
 
-    def reset(self, game: jax.Array, key: jax.Array, states: tuple) -> tuple[tuple, jax.Array]:
-        """Game ``game``'s env reset: (states, its padded observation)."""
+    def reset(
+        self, game: jax.Array, key: jax.Array, states: tuple, floats: tuple | None = None
+    ) -> tuple[tuple, jax.Array]:
+        """Game ``game``'s env reset: (states, its padded observation); ``floats``: the
+        games' float params (:meth:`float_params`; None: the defaults as constants)."""
 
         def branch(g):
             def f(states):
-                obs, s = self.envs[g].reset(key, self.params[g])
+                obs, s = self.envs[g].reset(key, self._params(g, floats))
                 return (*states[:g], s, *states[g + 1 :]), self._pad(g, obs)
 
             return f
@@ -392,14 +423,18 @@ class Games:
             return branch(0)(states)
         return jax.lax.switch(game, [branch(g) for g in range(len(self.envs))], states)
 
-    def step(self, game: jax.Array, key: jax.Array, states: tuple, action: jax.Array):
+    def step(
+        self, game: jax.Array, key: jax.Array, states: tuple, action: jax.Array,
+        floats: tuple | None = None,
+    ):  # fmt: skip
         """One step of game ``game`` with union action ``action``: (states, obs, reward,
         terminated, truncated, the observation before any auto-reset), obs padded."""
 
         def branch(g):
             def f(states):
                 a = self.action_maps[g][action]
-                obs, s, r, term, trunc, info = self.envs[g].step(key, states[g], a, self.params[g])
+                p = self._params(g, floats)
+                obs, s, r, term, trunc, info = self.envs[g].step(key, states[g], a, p)
                 new = (*states[:g], s, *states[g + 1 :])
                 final = self._pad(g, info["final_observation"])
                 return new, self._pad(g, obs), r.astype(jnp.float32), term, trunc, final
@@ -411,28 +446,133 @@ class Games:
         return jax.lax.switch(game, [branch(g) for g in range(len(self.envs))], states)
 
 
-# ---- the stream -------------------------------------------------------------------------
+# ---- play: the env side of a MinAtar agent, shared by DQN and PPO -------------------------
 CHANGES = ("none", "permutation", "sequence")
 
 
+class GamePlay:
+    """One agent's play of :class:`Games` with its changes, for a stream with fields
+    ``games``, ``change``, ``change_every``, ``per_seed_order`` (DQN's and PPO's MinAtar
+    streams): ``none``; ``permutation`` (a new fixed permutation of the observation's
+    entries every ``change_every`` env steps); ``sequence`` (the next game every
+    ``change_every`` env steps: task k plays game ``order[k mod G]``, ``order`` the given
+    order or, with ``per_seed_order``, a permutation drawn per seed). A change cuts the
+    current episode and starts the next one at once.
+
+    Play state::
+
+        {"env": every game's env state, "env_params": every game's float env params
+         (traced), "obs": [*obs_shape] the current raw observation, "task": int32 changes
+         so far, "game": int32, "order": int32 [G], "perm": int32 [obs size],
+         "since_change": int32, "episode_return", "episode_length", "change_key"}
+    """
+
+    @property
+    def obs_size(self) -> int:
+        return math.prod(self.games.obs_shape)
+
+    @property
+    def steps_per_task(self) -> int | None:
+        """Env steps per task (a permutation or a game), for figures' task axis."""
+        return None if self.change == "none" else self.change_every
+
+    def play_init(self, key: jax.Array) -> dict[str, Any]:
+        n_games = len(self.games.ids)
+        change_key = jax.random.fold_in(key, 1)
+        if self.per_seed_order:
+            order = jax.random.permutation(jax.random.fold_in(change_key, 0), n_games)
+        else:
+            order = jnp.arange(n_games)
+        order = order.astype(jnp.int32)
+        states, _ = self.games.reset_all(jax.random.fold_in(key, 0))
+        game = order[0]
+        floats = self.games.float_params()
+        states, obs = self.games.reset(game, jax.random.fold_in(key, 2), states, floats)
+        return {
+            "env": states,
+            "env_params": floats,
+            "obs": obs,
+            "task": jnp.zeros((), jnp.int32),
+            "game": game,
+            "order": order,
+            "perm": jnp.arange(self.obs_size, dtype=jnp.int32),
+            "since_change": jnp.zeros((), jnp.int32),
+            "episode_return": jnp.zeros((), jnp.float32),
+            "episode_length": jnp.zeros((), jnp.int32),
+            "change_key": change_key,
+        }
+
+    def present(self, state: dict[str, Any], obs: jax.Array) -> jax.Array:
+        """What the learner sees of a raw observation: its entries permuted."""
+        if self.change != "permutation":
+            return obs
+        return obs.reshape(-1)[state["perm"]].reshape(obs.shape)
+
+    def _apply_change(self, state: dict[str, Any], due: jax.Array, key: jax.Array):
+        def changed(s):
+            task = s["task"] + 1
+            new = {**s, "task": task, "since_change": jnp.zeros((), jnp.int32)}
+            if self.change == "permutation":
+                k = jax.random.fold_in(s["change_key"], task)
+                new["perm"] = jax.random.permutation(k, self.obs_size).astype(jnp.int32)
+            else:
+                game = s["order"][task % len(self.games.ids)]
+                new["game"] = game
+                new["env"], new["obs"] = self.games.reset(game, key, s["env"], s["env_params"])
+            return jax.tree_util.tree_map(lambda a, b: jnp.where(due, a, b), new, s)
+
+        return jax.lax.cond(any_seed(due), changed, lambda s: s, state)
+
+    def play_step(self, state: dict[str, Any], k_env: jax.Array, k_change: jax.Array, action):
+        """One env step with union action ``action``, then the change when due. Returns
+        (state, step): ``reward``, ``terminated``, ``done`` (the episode ended), ``cut``
+        (ended or cut by a change), ``final`` (the observation after the step, before any
+        reset, as the learner saw it), ``ended`` (return, length, count) of an ended
+        episode."""
+        states, obs, reward, terminated, truncated, final = self.games.step(
+            state["game"], k_env, state["env"], action, state["env_params"]
+        )
+        done = terminated | truncated
+        since = state["since_change"] + 1
+        due = (since >= self.change_every) if self.change != "none" else jnp.zeros((), bool)
+        ep_return = state["episode_return"] + reward
+        ep_length = state["episode_length"] + 1
+        ended = (
+            jnp.where(done, ep_return, 0.0),
+            jnp.where(done, ep_length, 0).astype(jnp.float32),
+            done.astype(jnp.float32),
+        )
+        cut = done | due
+        step = {
+            "reward": reward, "terminated": terminated, "done": done, "cut": cut,
+            "final": self.present(state, final), "ended": ended,
+        }  # fmt: skip
+        state = {
+            **state,
+            "env": states,
+            "obs": obs,
+            "since_change": since,
+            "episode_return": jnp.where(cut, 0.0, ep_return),
+            "episode_length": jnp.where(cut, 0, ep_length),
+        }
+        if self.change != "none":
+            state = self._apply_change(state, due, k_change)
+        return state, step
+
+
+# ---- the stream -------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True, eq=False)
-class DQNStream(Stream):
+class DQNStream(GamePlay, Stream):
     """ε-greedy play into a replay buffer, and minibatches of TD targets, for one seed.
 
-    games: the env(s) (:class:`Games`); change: ``none``, ``permutation`` (a new fixed
-    permutation of the observation's entries every ``change_every`` env steps) or
-    ``sequence`` (the next game every ``change_every`` env steps: task k plays game
-    ``order[k mod G]``, ``order`` the given order or, with ``per_seed_order``, a
-    permutation drawn per seed). A change cuts the current episode (its last transition
-    bootstraps, an n-step return stops there) and starts the next one at once.
+    games: the env(s) (:class:`Games`); change, change_every, per_seed_order: what changes
+    (:class:`GamePlay`; a change's last transition bootstraps, an n-step return stops
+    there).
 
-    State per seed::
+    State per seed: the play state (:class:`GamePlay`), and::
 
-        {"env": every game's env state, "obs": [*obs_shape] the current raw observation,
-         "buffer": the replay buffer (what the learner saw), "target": the target network,
-         "updates": int32 learner updates done, "task": int32 changes so far, "game": int32,
-         "order": int32 [G], "perm": int32 [obs size], "since_change": int32,
-         "episode_return", "episode_length", "change_key"}
+        {"buffer": the replay buffer (what the learner saw), "target": the target network,
+         "updates": int32 learner updates done}
     """
 
     games: Games
@@ -467,63 +607,14 @@ class DQNStream(Stream):
     def max_probe_size(self) -> int:
         return self.dqn.replay_capacity
 
-    @property
-    def obs_size(self) -> int:
-        return math.prod(self.games.obs_shape)
-
-    @property
-    def steps_per_task(self) -> int | None:
-        """Env steps per task (a permutation or a game), for figures' task axis."""
-        return None if self.change == "none" else self.change_every
-
     # ---- state ------------------------------------------------------------------------
     def init(self, key: jax.Array, params: Any) -> dict[str, Any]:
-        n_games = len(self.games.ids)
-        change_key = jax.random.fold_in(key, 1)
-        if self.per_seed_order:
-            order = jax.random.permutation(jax.random.fold_in(change_key, 0), n_games)
-        else:
-            order = jnp.arange(n_games)
-        order = order.astype(jnp.int32)
-        states, _ = self.games.reset_all(jax.random.fold_in(key, 0))
-        game = order[0]
-        states, obs = self.games.reset(game, jax.random.fold_in(key, 2), states)
         return {
-            "env": states,
-            "obs": obs,
+            **self.play_init(key),
             "buffer": self.replay.init(),
             "target": params,
             "updates": jnp.zeros((), jnp.int32),
-            "task": jnp.zeros((), jnp.int32),
-            "game": game,
-            "order": order,
-            "perm": jnp.arange(self.obs_size, dtype=jnp.int32),
-            "since_change": jnp.zeros((), jnp.int32),
-            "episode_return": jnp.zeros((), jnp.float32),
-            "episode_length": jnp.zeros((), jnp.int32),
-            "change_key": change_key,
         }
-
-    def present(self, state: dict[str, Any], obs: jax.Array) -> jax.Array:
-        """What the learner sees of a raw observation: its entries permuted."""
-        if self.change != "permutation":
-            return obs
-        return obs.reshape(-1)[state["perm"]].reshape(obs.shape)
-
-    def _apply_change(self, state: dict[str, Any], due: jax.Array, key: jax.Array):
-        def changed(s):
-            task = s["task"] + 1
-            new = {**s, "task": task, "since_change": jnp.zeros((), jnp.int32)}
-            if self.change == "permutation":
-                k = jax.random.fold_in(s["change_key"], task)
-                new["perm"] = jax.random.permutation(k, self.obs_size).astype(jnp.int32)
-            else:
-                game = s["order"][task % len(self.games.ids)]
-                new["game"] = game
-                new["env"], new["obs"] = self.games.reset(game, key, s["env"])
-            return jax.tree_util.tree_map(lambda a, b: jnp.where(due, a, b), new, s)
-
-        return jax.lax.cond(any_seed(due), changed, lambda s: s, state)
 
     def _env_step(self, state: dict[str, Any], key: jax.Array, step: jax.Array, predict):
         k_explore, k_random, k_env, k_change = jax.random.split(key, 4)
@@ -533,36 +624,13 @@ class DQNStream(Stream):
         explore = jax.random.uniform(k_explore) < eps
         random_action = jax.random.randint(k_random, (), 0, self.games.actions)
         action = jnp.where(explore, random_action, jnp.argmax(q)).astype(jnp.int32)
-        states, obs, reward, terminated, truncated, final = self.games.step(
-            state["game"], k_env, state["env"], action
-        )
-        done = terminated | truncated
-        since = state["since_change"] + 1
-        due = (since >= self.change_every) if self.change != "none" else jnp.zeros((), bool)
+        buffer = state["buffer"]
+        state, played = self.play_step(state, k_env, k_change, action)
         buffer = self.replay.add(
-            state["buffer"], x, action, reward, terminated, done | due,
-            self.present(state, final),
+            buffer, x, action, played["reward"], played["terminated"], played["cut"],
+            played["final"],
         )  # fmt: skip
-        ep_return = state["episode_return"] + reward
-        ep_length = state["episode_length"] + 1
-        ended = (
-            jnp.where(done, ep_return, 0.0),
-            jnp.where(done, ep_length, 0).astype(jnp.float32),
-            done.astype(jnp.float32),
-        )
-        cut = done | due
-        state = {
-            **state,
-            "env": states,
-            "obs": obs,
-            "buffer": buffer,
-            "since_change": since,
-            "episode_return": jnp.where(cut, 0.0, ep_return),
-            "episode_length": jnp.where(cut, 0, ep_length),
-        }
-        if self.change != "none":
-            state = self._apply_change(state, due, k_change)
-        return state, ended
+        return {**state, "buffer": buffer}, played["ended"]
 
     def block(self, state, key, start, n, predict, params, apply):
         """``n`` env steps ε-greedy with ``predict`` into the buffer, then the block's

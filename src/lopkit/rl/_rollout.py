@@ -38,6 +38,7 @@ import jax.numpy as jnp
 
 from lopkit._seeds import any_seed
 from lopkit.rl import _envs
+from lopkit.rl._dqn import GamePlay  # the MinAtar play, shared with DQN
 from lopkit.rl._ppo import PPOConfig, gae, log_prob, normalize, sample, shuffled_minibatches
 from lopkit.streams._base import Block, Stream
 
@@ -308,6 +309,83 @@ class RolloutStream(PPOBlocks):
             counts.append(jnp.ones((), jnp.float32))
         task = jnp.full((ppo.updates,), state["task"], jnp.int32)
         return state, Block(x, batches, task, (jnp.stack(sums), jnp.stack(counts)))
+
+    def probe(self, state: dict[str, Any], key: jax.Array, size: int):
+        """The last ``size`` observations of the latest rollout (as the learner saw them)."""
+        del key
+        return state["recent"][-size:], None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class GamesRolloutStream(GamePlay, PPOBlocks):
+    """PPO's rollouts on :class:`lopkit.rl.Games` (MinAtar, a game sequence, or a discrete
+    classic-control task) with the minatar benchmark's changes (:class:`lopkit.rl.GamePlay`,
+    the same play as DQN's: a change every ``change_every`` env steps exactly, cutting the
+    episode, which GAE then treats as ended). One env per agent; the learner sees the
+    observation flattened (``observations`` entries; a conv agent reshapes it), and acts in
+    the games' union action set. A block is one rollout of ``ppo.rollout_steps`` steps.
+
+    State per seed: the play state (:class:`lopkit.rl.GamePlay`) and ``"recent"``: the last
+    rollout's observations as the learner saw them ``[rollout_steps, observations]`` (the
+    probe batch)."""
+
+    games: Any  # lopkit.rl.Games
+    change: str
+    change_every: int
+    per_seed_order: bool
+    ppo: PPOConfig
+
+    reads_learner = True
+    probe_targets = False
+    step_unit = "env-step"
+    records = ("return", "episode_length", "task")
+    discrete = True
+
+    @property
+    def observations(self) -> int:
+        return self.obs_size
+
+    @property
+    def actions(self) -> int:
+        return self.games.actions
+
+    def init(self, key: jax.Array) -> dict[str, Any]:
+        recent = jnp.zeros((self.ppo.batch, self.obs_size), jnp.float32)
+        return {**self.play_init(key), "recent": recent}
+
+    def _env_step(self, state: dict[str, Any], key: jax.Array, predict):
+        k_act, k_env, k_change = jax.random.split(key, 3)
+        x = self.present(state, state["obs"]).reshape(1, -1)
+        out, _ = predict(x)
+        action = sample(k_act, out, True)
+        logp = log_prob(out, action, True)
+        state, played = self.play_step(state, k_env, k_change, action[0])
+        transition = {
+            "x": x,
+            "action": action,
+            "log_prob": logp,
+            "value": out["value"],
+            "reward": played["reward"][None],
+            "done": played["cut"][None],
+        }
+        return state, transition, played["ended"]
+
+    def block(self, state: dict[str, Any], key: jax.Array, start: jax.Array, n: int, predict):
+        """One rollout of ``n`` env steps with ``predict``, as ``epochs × minibatches``
+        minibatches of PPO updates."""
+        del start
+        ppo = self.ppo
+        if n != ppo.batch:
+            raise ValueError(f"a block is one rollout of {ppo.batch} env steps, not {n}")
+        state, (ret_sum, len_sum, count), traj, k_perm = self._play(state, key, predict)
+        x_last = self.present(state, state["obs"]).reshape(1, -1)
+        last_value = predict(x_last)[0]["value"]
+        recent, x, batches = ppo_batches(ppo, traj, last_value, k_perm)
+        state = {**state, "recent": recent}
+        sums = jnp.stack([ret_sum, len_sum, state["task"].astype(jnp.float32)])
+        counts = jnp.stack([count, count, jnp.ones((), jnp.float32)])
+        task = jnp.full((ppo.updates,), state["task"], jnp.int32)
+        return state, Block(x, batches, task, (sums, counts))
 
     def probe(self, state: dict[str, Any], key: jax.Array, size: int):
         """The last ``size`` observations of the latest rollout (as the learner saw them)."""
