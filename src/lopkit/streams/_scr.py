@@ -18,7 +18,8 @@ exceeds θ_i = β·(m + 1) − S_i, else 0. Two readings of S_i and of the outpu
 - ``"paper_text"``: the paper's Methods wording read literally: S_i = the number of
   negative weights among the m input weights and the bias, and y = Σ_i v_i φ_i with no
   output bias. Against the official thresholds, its are ½ higher for units with b_i = +1
-  and 1½ lower for units with b_i = −1; the learner's errors are ~40% higher.
+  and 1½ lower for units with b_i = −1; the learner's errors are about half higher
+  (docs/benchmarks.md, the ``scr_targets`` figure).
 
 References:
   Dohare, Hernandez-Garcia, Lan, Rahman, Mahmood, Sutton. Loss of plasticity in deep
