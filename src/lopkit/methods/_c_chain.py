@@ -146,7 +146,7 @@ def input_shape(net: Any) -> tuple[int, ...]:
     """The shape of one input of ``net`` (an image net's ``input_shape``, an MLP's
     ``sizes[0]``, an agent's ``observations``)."""
     config = net.config
-    if getattr(config, "input_shape", None) is not None:
+    if getattr(config, "input_shape", None):  # an agent's () means: no image torso
         return tuple(config.input_shape)
     if getattr(config, "sizes", None):
         return (int(config.sizes[0]),)
