@@ -196,18 +196,23 @@ def _torso(c: MinAtarConfig, games: Games) -> str:
     return c.torso if c.torso != "auto" else ("conv" if image else "mlp")
 
 
+def _play(c: MinAtarConfig) -> dict[str, Any]:
+    """What both agents' streams play: the games, the change and its schedule."""
+    return {
+        "games": Games(tuple(ENVS[g] for g in c.games)),
+        "change": "sequence" if c.sequence else c.change,
+        "change_every": c.change_every,
+        "per_seed_order": c.per_seed_order,
+    }
+
+
 def build_ppo(c: MinAtarConfig) -> Problem:
     from lopkit.benchmarks._control import ppo_problem
 
     ppo = ppo_settings(c)
-    games = Games(tuple(ENVS[g] for g in c.games))
-    stream = GamesRolloutStream(
-        games=games,
-        change="sequence" if c.sequence else c.change,
-        change_every=c.change_every,
-        per_seed_order=c.per_seed_order,
-        ppo=ppo,
-    )
+    play = _play(c)
+    games = play["games"]
+    stream = GamesRolloutStream(**play, ppo=ppo)
     problem = ppo_problem(c, stream, ppo, stream.observations, stream.actions, True)
     if _torso(c, games) == "mlp":
         return problem
@@ -227,14 +232,9 @@ def build(c: MinAtarConfig) -> Problem:
     if c.agent == "ppo":
         return build_ppo(c)
     dqn = dqn_settings(c)
-    games = Games(tuple(ENVS[g] for g in c.games))
-    stream = DQNStream(
-        games=games,
-        change="sequence" if c.sequence else c.change,
-        change_every=c.change_every,
-        per_seed_order=c.per_seed_order,
-        dqn=dqn,
-    )
+    play = _play(c)
+    games = play["games"]
+    stream = DQNStream(**play, dqn=dqn)
     torso = _torso(c, games)
     network = {
         "input_shape": games.obs_shape,
