@@ -308,15 +308,23 @@ def caption(spec: Spec, dirs: dict[str, Path]) -> str:
     )
 
 
-def block_text(spec: Spec, dirs: dict[str, Path], doc: Path, root: Path) -> str:
-    """The generated lines of one block (image paths relative to the doc's folder)."""
+def image_lines(spec: Spec, doc: Path, root: Path) -> list[str]:
+    """A Markdown image per figure, its path relative to the doc's folder."""
     import os
 
-    parts = [table_markdown(spec, dirs)] if spec.columns else []
+    lines = []
     for fig in spec.figures:
         rel = os.path.relpath(root / fig.out, (root / doc).parent)
         alt = fig.metric or ", ".join(m for m, _ in fig.panels) or "reported metric"
-        parts.append(f"![{spec.name}: {alt}]({Path(rel).as_posix()})")
+        lines.append(f"![{spec.name}: {alt}]({Path(rel).as_posix()})")
+    return lines
+
+
+def block_text(spec: Spec, dirs: dict[str, Path], doc: Path, root: Path) -> str:
+    """The generated lines of one block (image paths relative to the doc's folder)."""
+
+    parts = [table_markdown(spec, dirs)] if spec.columns else []
+    parts += image_lines(spec, doc, root)
     parts.append(caption(spec, dirs))
     return "\n\n".join(parts)
 
@@ -476,14 +484,8 @@ def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[
     config = read_config(next(iter(dirs.values())))["run"]
 
     def text(doc: Path) -> str:
-        import os
 
-        lines = _ranking(spec, best, probes, higher)
-        parts = [lines]
-        for fig in spec.figures:
-            rel = os.path.relpath(root / fig.out, (root / doc).parent)
-            alt = fig.metric or ", ".join(m for m, _ in fig.panels) or "reported metric"
-            parts.append(f"![{spec.name}: {alt}]({Path(rel).as_posix()})")
+        parts = [_ranking(spec, best, probes, higher), *image_lines(spec, doc, root)]
         parts.append(_study_caption(spec, study, best, config, select, higher))
         return "\n\n".join(parts)
 
