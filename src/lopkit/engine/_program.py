@@ -49,7 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from lopkit import _devices
-from lopkit._seeds import SEED_AXIS, one_run_at_a_time
+from lopkit._seeds import SEED_AXIS, in_order_sum, one_run_at_a_time
 from lopkit.engine import _probes
 from lopkit.engine._learner import Learner
 from lopkit.streams._base import Stream
@@ -377,9 +377,9 @@ class Program:
         parameters) becomes the current parameters."""
         n_labels = len(self.labels) if self.probes else 0
         blocks_per_bin = self.bin_size // self.block_size
-        error = totals.sum() / (blocks_per_bin * self.updates_per_block)
-        if records is not None:
-            sums, counts = records[0].sum(0), records[1].sum(0)
+        error = in_order_sum(totals) / (blocks_per_bin * self.updates_per_block)
+        if records is not None:  # summed in block order (in_order_sum: batch-independent)
+            sums, counts = in_order_sum(records[0]), in_order_sum(records[1])
             recorded = jnp.where(counts > 0, sums / jnp.where(counts > 0, counts, 1), jnp.nan)
         else:
             recorded = jnp.zeros((0,), jnp.float32)
