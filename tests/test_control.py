@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from _cli_helpers import run_cli
+from _resume_helpers import run_cut_and_resumed
 from lopkit._errors import ConfigError
-from lopkit._experiment import make_experiment, run_experiment
+from lopkit._experiment import make_experiment
 from lopkit.methods import REMEDIES
-from lopkit.results import load
 from lopkit.rl import _envs
 
 # A small agent and short rollouts: 256 env steps per block, 4 epochs × 4 minibatches.
@@ -127,16 +127,9 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
         "control", "cbp+l2", {**SMALL, **CBP, "change": "gravity", "change_every": "300"},
         seeds=2, chunk_bins=1, **RUN,
     )  # fmt: skip
-    run_experiment(e, tmp_path / "full", progress=False)
-    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
-    assert not partial["finished"]
-    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
-    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    full = run_cut_and_resumed(e, tmp_path, rtol=1e-6)
     assert {"return", "episode_length", "gravity", "loss", "dormant_fraction"} <= set(full.metric)
     assert "policy/hidden_1" in set(full.layer) and "value/hidden_0" in set(full.layer)
-    assert len(full) == len(cut)
-    np.testing.assert_array_equal(full["step"], cut["step"])
-    np.testing.assert_allclose(full["value"].to_numpy(), cut["value"].to_numpy(), rtol=1e-6)
 
 
 @pytest.mark.parametrize("name", list(REMEDIES))

@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _resume_helpers import run_cut_and_resumed
 from lopkit._errors import ConfigError
-from lopkit._experiment import make_experiment, run_experiment
+from lopkit._experiment import make_experiment
 from lopkit.methods import REMEDIES
-from lopkit.results import load
 from lopkit.rl._dqn import DQNConfig, dqn_loss, epsilon, td_target
 from lopkit.rl._replay import Replay
 
@@ -204,16 +204,9 @@ def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
                             "change_every": "150", "n_step": "3", "double": "true"},
         seeds=2, chunk_bins=1, **RUN,
     )  # fmt: skip
-    run_experiment(e, tmp_path / "full", progress=False)
-    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
-    assert not partial["finished"]
-    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
-    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    full = run_cut_and_resumed(e, tmp_path)
     assert {"return", "loss", "dormant_fraction", "dormant_fraction_0.025"} <= set(full.metric)
     assert {"q/hidden_0", "q/hidden_1"} <= set(full.layer)
-    assert len(full) == len(cut)
-    np.testing.assert_array_equal(full["step"], cut["step"])
-    np.testing.assert_array_equal(full["value"].to_numpy(), cut["value"].to_numpy())
 
 
 @pytest.mark.parametrize("name", list(REMEDIES))

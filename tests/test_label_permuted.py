@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _resume_helpers import run_cut_and_resumed
 from lopkit._errors import ConfigError
-from lopkit._experiment import make_experiment, run_experiment
-from lopkit.results import load
+from lopkit._experiment import make_experiment
 from lopkit.streams._labeled import LabeledArrays
 from lopkit.streams._relabeled import RelabeledData, RelabeledStreamConfig
 
@@ -211,12 +211,6 @@ def test_a_seed_alone_equals_the_seed_in_a_batch(benchmark, settings):
 def test_resume_after_an_interruption_equals_the_uninterrupted_run(tmp_path):
     e = make_experiment("label_permuted", "cbp", {**TINY, "cbp.replacement_rate": 0.01},
                         seeds=2, steps=200, chunk_bins=2)  # fmt: skip
-    run_experiment(e, tmp_path / "full", progress=False)
-    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
-    assert not partial["finished"]
-    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
-    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    full = run_cut_and_resumed(e, tmp_path)
     assert {"accuracy", "dead_fraction", "effective_rank"} <= set(full.metric)
-    assert len(full) == len(cut) == len(full.drop_duplicates(["seed", "step", "metric", "layer"]))
-    np.testing.assert_array_equal(full["step"], cut["step"])
-    np.testing.assert_array_equal(full["value"].to_numpy(), cut["value"].to_numpy())
+    assert len(full) == len(full.drop_duplicates(["seed", "step", "metric", "layer"]))

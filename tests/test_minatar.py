@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from _resume_helpers import run_cut_and_resumed
 from lopkit._errors import ConfigError
 from lopkit._experiment import make_experiment
 from lopkit.benchmarks._minatar import GAMES
@@ -192,19 +193,9 @@ def test_a_ppo_run_on_the_sequence_alone_equals_it_in_a_batch_bit_for_bit():
 
 
 def test_a_resumed_ppo_sequence_equals_the_uninterrupted_run(tmp_path):
-    from lopkit._experiment import run_experiment
-    from lopkit.results import load
 
-    e = _ppo_sequence(2, chunk_bins=1)
-    run_experiment(e, tmp_path / "full", progress=False)
-    partial = run_experiment(e, tmp_path / "cut", progress=False, stop_after_chunks=2)
-    assert not partial["finished"]
-    run_experiment(e, tmp_path / "cut", resume=True, progress=False)
-    full, cut = load(tmp_path / "full"), load(tmp_path / "cut")
+    full = run_cut_and_resumed(_ppo_sequence(2, chunk_bins=1), tmp_path)
     assert {"return", "loss", "task", "dormant_fraction"} <= set(full.metric)
-    assert len(full) == len(cut)
-    np.testing.assert_array_equal(full["step"], cut["step"])
-    np.testing.assert_array_equal(full["value"].to_numpy(), cut["value"].to_numpy())
 
 
 @pytest.mark.parametrize(

@@ -486,7 +486,7 @@ def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[
     def text(doc: Path) -> str:
 
         parts = [_ranking(spec, best, probes, higher), *image_lines(spec, doc, root)]
-        parts.append(_study_caption(spec, study, best, config, select, higher))
+        parts.append(_study_caption(spec, study, config, select, higher))
         return "\n\n".join(parts)
 
     return dirs, text
@@ -532,7 +532,7 @@ def _ranking(spec: Spec, best: Any, probes: list[Any], higher: bool) -> str:
     return "\n".join(lines)
 
 
-def _study_caption(spec: Spec, study: Any, best: Any, run: dict, select: Any, higher: bool) -> str:
+def _study_caption(spec: Spec, study: Any, run: dict, select: Any, higher: bool) -> str:
     n_cells = sum(max(1, _product(values)) for values in study.methods.values()) * max(
         1, len(study.benchmarks)
     )
