@@ -436,27 +436,43 @@ def _add_resume_command(sub) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from lopkit.results import export_tensorboard
+    from lopkit.results import export_tensorboard, export_wandb
 
-    if not args.tensorboard:
-        raise ConfigError("lopkit export needs a format: --tensorboard DIR")
+    if not (args.tensorboard or args.wandb):
+        raise ConfigError("lopkit export needs a format: --tensorboard DIR and/or --wandb DIR")
     for run in args.runs:
-        out = Path(args.tensorboard)
-        if len(args.runs) > 1:
-            out = out / Path(run).resolve().name
-        written = export_tensorboard(run, out)
-        print(f"{run}: {len(written)} event folders in {out} (tensorboard --logdir {out})")
+        if args.tensorboard:
+            out = Path(args.tensorboard)
+            if len(args.runs) > 1:
+                out = out / Path(run).resolve().name
+            written = export_tensorboard(run, out)
+            print(f"{run}: {len(written)} event folders in {out} (tensorboard --logdir {out})")
+        if args.wandb:
+            written = export_wandb(run, args.wandb)
+            where = Path(args.wandb) / "wandb"
+            earlier = {p.name for p in where.glob("offline-run-*")} - {p.name for p in written}
+            folders = f"{where}/offline-run-*" if not earlier else " ".join(map(str, written))
+            print(f"{run}: {len(written)} W&B offline runs in {where} (wandb sync {folders})")
     return 0
 
 
 def _add_export_command(sub) -> None:
-    s = sub.add_parser("export", help="a run's metrics for other tools: TensorBoard event files")
+    s = sub.add_parser(
+        "export", help="a run's metrics for other tools: TensorBoard event files, W&B offline runs"
+    )
     s.add_argument("runs", nargs="+", help="run directories")
     s.add_argument(
         "--tensorboard",
         metavar="DIR",
         help="write TensorBoard event files (one folder per seed, and mean) into DIR (with "
         "several runs, DIR/<run name>/); view with `tensorboard --logdir DIR`",
+    )
+    s.add_argument(
+        "--wandb",
+        metavar="DIR",
+        help="write W&B offline runs (one per seed, grouped by run, its config as W&B config) "
+        "into DIR/wandb/ (needs pip install 'lopkit[wandb]'); upload with "
+        "`wandb sync DIR/wandb/offline-run-*`",
     )
     s.set_defaults(fn=_cmd_export)
 

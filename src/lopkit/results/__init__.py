@@ -14,11 +14,11 @@ while it runs, checkpoint/, plots/); its metrics table is tidy, one row per
 * statistics of Agarwal et al. (2021) through ``rliable`` (:mod:`lopkit.results._rl_stats`):
   :func:`final_scores`, :func:`aggregate_scores`, :func:`probability_of_improvement`,
   :func:`performance_profile`; loss of plasticity per task: :func:`task_end_scores`;
-* export: :func:`export_tensorboard`.
+* export: :func:`export_tensorboard`, :func:`export_wandb` (W&B offline runs).
 
 What writes a run (the engine's writer, config.yaml, atomic writes) is private:
 ``lopkit.results._store`` and ``lopkit.results._io``. The plotting, report, statistics and
-export functions import matplotlib, jinja2, rliable or tensorboardX on first use, so that
+export functions import matplotlib, jinja2, rliable, tensorboardX or wandb on first use, so that
 the engine does not pay for them.
 """
 
@@ -37,6 +37,7 @@ _LAZY = {
     "probability_of_improvement": "_rl_stats",
     "task_end_scores": "_rl_stats",
     "export_tensorboard": "_export",
+    "export_wandb": "_export",
 }
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "aggregate_scores",
     "early_late",
     "export_tensorboard",
+    "export_wandb",
     "final_scores",
     "format_step",
     "load",
