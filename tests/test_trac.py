@@ -163,3 +163,28 @@ def test_a_long_clamped_phase_makes_the_official_rule_overshoot(behind):
 def test_clamped_rejects_unknown_values():
     with pytest.raises(ConfigError, match="clamped must be one of raw, surrogate"):
         _config.build(TRACConfig, {"clamped": "clip"})
+
+
+def test_the_surrogate_runs_the_same_alone_and_in_a_grid():
+    """docs/design.md §2 for the new reading: a grid over s_init on scr (task changes every
+    50 steps, so the scale is clamped on some steps) equals each point run alone, bit for
+    bit, and the surrogate acted (it differs from the official rule)."""
+    from lopkit._experiment import make_experiment
+
+    run = {"steps": 300, "bin_size": 100, "metrics": ()}
+    settings = {"flip_period": 50, "trac.clamped": "surrogate"}
+
+    def errors(extra, seeds):
+        e = make_experiment("scr", "trac", {**settings, **extra}, seeds=seeds, **run)
+        program, _ = e.build()
+        seed_ids, values = e.runs()
+        state = program.init(jnp.asarray(seed_ids), jax.tree_util.tree_map(jnp.asarray, values))
+        _, errs, _ = program.chunk(state, jnp.int32(0), 3)
+        return np.asarray(errs)
+
+    grid = errors({"trac.s_init": "1e-8,1e-3"}, 2)
+    for h, value in enumerate(("1e-8", "1e-3")):
+        alone = errors({"trac.s_init": value}, 2)
+        np.testing.assert_array_equal(grid[2 * h : 2 * h + 2], alone)
+    official = errors({"trac.s_init": "1e-8,1e-3", "trac.clamped": "raw"}, 2)
+    assert not np.array_equal(grid, official)
