@@ -10,7 +10,7 @@ gradient agrees with the direction Δ. Per step t, with the gradient g_t at θ_t
 
     h_t   = ⟨g_t, Δ_t⟩                            (over every parameter)
     Δ_t+1 = Δ_t + u_t                             (u_t: the base's update)
-    for each β_j:  v_j ← β_j² v_j + h_t²,   σ_j ← β_j σ_j − h_t
+    for each β_j:  v_j ← β_j² v_j + h_t²,   σ_j ← β_j σ_j − h_t   (h_t: see ``clamped``)
                    s_j = s_init / erfi(1/√2) · erfi(σ_j / (√2 · √v_j + ε))
     S_t+1 = Σ_j s_j,   θ_t+1 = θ_ref + max(S_t+1, 0) · Δ_t+1
 
@@ -33,11 +33,40 @@ the carried Δ — the base optimizer's own iterate, which the method describes 
 unchanged underneath TRAC — is the default. The paper's Algorithm 1 was not compared
 with either reading line by line here.
 
+What bounds the scale: nothing but the clamp, in lopkit and in both official versions.
+The PyTorch code (package/src/trac_optimizer/trac.py) starts s at 0, v at 0, σ at 1e-8
+(lines 125–128), sums one h over every parameter group (200–215), updates v, σ and s in
+float32 exactly as above with ε only inside the erfi argument (234–241, raising an error
+if s is NaN), and clamps only the sum, max(Σ_j s_j, 0) (253); no s_j, sum or ratio has a
+maximum. The JAX version (package/src/trac_optimizer/experimental/jax/trac.py) starts s
+at s_init (82) and does not clamp at all (104–106). So the scale can reach ±inf in float32
+(erfi overflows past |x| ≈ 9.4) in every reading.
+
+The explosions this allows (``clamped="raw"``, the code's rule and the default): while
+S_t < 0 the params sit at θ_ref, so h_t = ⟨∇f(θ_ref), Δ_t⟩ no longer depends on S — the
+tuners integrate it open loop. A run of h > 0 (the loss at θ_ref rises along Δ) drives the
+σ_j of the faster tuners far below 0 (S down to −8e24, or −inf, on SCR), and when h turns
+negative (the target changed) the fastest tuners grow positive while a slower one is still
+hugely negative; S = Σ_j s_j is then a difference of huge terms and crosses 0 by as much as
+the integration made it, not by what the loss asks: on SCR (quick, seed 3, s_init 1e-8)
+S went from −1.1e3 to +1.1e4 in one step (its median over the run: 0.028), the gradient at
+θ_ref + 1.1e4·Δ had norm 1e16 and the base step added it to Δ. ``clamped="surrogate"``
+feeds the tuners ĥ_t = min(h_t, 0) while S_t < 0 (h_t otherwise): the reduction of a
+constrained online learner to an unconstrained one (Cutkosky & Orabona, COLT 2018), whose
+surrogate gradient ½(h + |h|·∂dist(S)) with dist(S) = max(−S, 0) is min(h, 0) outside the
+domain S ≥ 0 — a gradient that would push the clamped S further below 0 is dropped, one
+that pushes it back is kept. This is not in TRAC's paper or code (a named option, not the
+default); on SCR it removed every exploding bin (docs/remedies.md). With
+``delta="recovered"`` it changes nothing (h = 0 while clamped).
+
 References:
   Muppidi, Zhang & Yang. Fast TRAC: a parameter-free optimizer for lifelong reinforcement
   learning. NeurIPS 2024 (β ∈ {0.9, 0.99, …, 0.999999}, s_init 1e-8, ε 1e-8).
   Public code read (not copied): ComputationalRobotics/TRAC,
-  package/src/trac_optimizer/trac.py (``_step``; defaults of ``start_trac``).
+  package/src/trac_optimizer/trac.py (``_step``; defaults of ``start_trac``) and
+  package/src/trac_optimizer/experimental/jax/trac.py.
+  Cutkosky & Orabona. Black-box reductions for parameter-free online learning in Banach
+  spaces. COLT 2018 (the constrained-domain reduction behind ``clamped="surrogate"``).
 """
 
 from __future__ import annotations
@@ -71,6 +100,13 @@ class TRACConfig:
         "Δ = (θ − θ_ref)/(S + ε) each step (the official code)",
         choices=("carried", "recovered"),
     )
+    clamped: str = field(
+        "raw",
+        "what the tuners see while the scale is clamped (S_t < 0, θ_t = θ_ref): raw: h_t "
+        "(the official code); surrogate: min(h_t, 0) (Cutkosky & Orabona's reduction to a "
+        "constrained domain; not in TRAC's sources)",
+        choices=("raw", "surrogate"),
+    )
 
 
 def erfi(x: jax.Array) -> jax.Array:
@@ -91,6 +127,7 @@ def trac(
     s_init: float = 1e-8,
     eps: float = 1e-8,
     delta: str = "carried",
+    clamped: str = "raw",
 ) -> optax.GradientTransformationExtraArgs:
     """TRAC as a transformation after the base optimizer: ``updates`` are the base's u_t,
     ``params`` θ_t, the extra argument ``grads`` the gradient g_t at θ_t."""
@@ -123,6 +160,8 @@ def trac(
                             strict=True)
         )  # fmt: skip
         offset = jax.tree_util.tree_map(jnp.add, offset, updates)
+        if clamped == "surrogate":  # S_t < 0: θ_t = θ_ref, drop what pushes S further down
+            h = jnp.where(jnp.sum(state.s) < 0.0, jnp.minimum(h, 0.0), h)
         variance = b**2 * state.variance + h**2
         sigma = b * state.sigma - h
         norm = erfi(jnp.float32(1.0 / np.sqrt(2.0)))
@@ -138,7 +177,9 @@ def trac(
 
 
 def _build(config: TRACConfig, ctx: Context) -> Parts:
-    return Parts(update=trac(tuple(config.betas), config.s_init, config.eps, config.delta))
+    return Parts(
+        update=trac(tuple(config.betas), config.s_init, config.eps, config.delta, config.clamped)
+    )
 
 
 TRAC = Remedy(
