@@ -13,6 +13,7 @@ from lopkit.engine import _probes
 
 CONFIG_VERSION = 1  # of config.yaml
 
+
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
     """How long, how many seeds, what to record, how to chunk (not what is learned)."""
@@ -25,7 +26,10 @@ class RunConfig:
     steps: int = field(100_000, "steps per seed (a multiple of bin_size)", positive=True)
     bin_size: int = field(10_000, "steps per reported error bin", positive=True)
     block_size: int = field(
-        0, "steps generated at once (divides bin_size; 0: auto, ≤ 1000)", nonnegative=True
+        0,
+        "steps generated at once (divides bin_size; 0: auto, the largest divisor ≤ 1000); "
+        "the stream's data are drawn per block, so another block size is another run",
+        nonnegative=True,
     )
     metrics: tuple[str, ...] = field(
         _probes.DEFAULT_PROBES, "probes recorded on the probe batch", may_be_empty=True
