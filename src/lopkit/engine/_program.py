@@ -243,11 +243,13 @@ class Program:
 
             def own(settings, carry, stream_before, inputs):
                 run = base.configured(settings)
-                return run._updates(carry, stream_before, inputs, active is not None)
+                *carry, total = run._updates(carry, stream_before, inputs, active is not None)
+                return tuple(carry), total
 
-            learner_state, protocol_state, diverged_at, total = one_run_at_a_time(own)(
-                state.get("settings"), carry, stream_before, inputs
-            )
+            # the runs' learner states updated in place, run by run (carry=1)
+            (learner_state, protocol_state, diverged_at), total = one_run_at_a_time(
+                own, carry=1
+            )(state.get("settings"), carry, stream_before, inputs)
         new_state = {
             **state,
             "learner": learner_state,
