@@ -246,10 +246,10 @@ class Program:
                 *carry, total = run._updates(carry, stream_before, inputs, active is not None)
                 return tuple(carry), total
 
-            # the runs' learner states updated in place, run by run (carry=1)
-            (learner_state, protocol_state, diverged_at), total = one_run_at_a_time(
-                own, carry=1
-            )(state.get("settings"), carry, stream_before, inputs)
+            each = one_run_at_a_time(own, carry=1)  # the runs' learner states, in place
+            (learner_state, protocol_state, diverged_at), total = each(
+                state.get("settings"), carry, stream_before, inputs
+            )
         new_state = {
             **state,
             "learner": learner_state,
