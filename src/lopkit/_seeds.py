@@ -32,7 +32,7 @@ def any_seed(pred: jax.Array) -> jax.Array:
         return jnp.asarray(pred, bool)
 
 
-def one_run_at_a_time(fn):
+def one_run_at_a_time(fn, carry: int | None = None):
     """``fn`` (written for one run) which, mapped over runs, computes them one after another.
 
     Under ``vmap`` XLA computes a run's matrix products as one batched product over the
@@ -44,6 +44,14 @@ def one_run_at_a_time(fn):
     a loop step per run costs little. Also the learner's updates of a block under
     ``seed_map="split"`` (:class:`lopkit.engine.Program`): a loop step per run and block.
     ``fn`` is traced as one run alone (:func:`any_seed` is the run's own predicate).
+
+    ``carry``: the position of an argument that ``fn`` returns updated, as
+    ``fn(*args) -> (new args[carry], rest)`` with the same structure, shapes and dtypes
+    (the learner state of a block's updates). Mapped over runs, the runs' stacked
+    ``args[carry]`` is then updated in place, run ``i`` read from and written back to row
+    ``i`` of the stack, instead of ``lax.map`` stacking the results into new arrays (a
+    fresh zeroed stack, then copies of it, every call: measured, DQN on MinAtar at K = 64,
+    a sixth of the device time). What each run computes is the same either way.
     """
     from jax import custom_batching
 
@@ -61,7 +69,34 @@ def one_run_at_a_time(fn):
             return leaf if batched else jnp.broadcast_to(leaf, (axis_size, *jnp.shape(leaf)))
 
         args = jax.tree_util.tree_map(widen, list(in_batched), list(args))
-        out = jax.lax.map(lambda a: mapped(*a), tuple(args))
+        if carry is None:
+            out = jax.lax.map(lambda a: mapped(*a), tuple(args))
+            return out, jax.tree_util.tree_map(lambda _: True, out)
+
+        def row(tree, i):
+            return jax.tree_util.tree_map(
+                lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), tree
+            )
+
+        def put(stack, tree, i):
+            return jax.tree_util.tree_map(
+                lambda s, v: jax.lax.dynamic_update_index_in_dim(s, v, i, 0), stack, tree
+            )
+
+        def one(stack, i):
+            return mapped(*(stack if j == carry else row(a, i) for j, a in enumerate(args)))
+
+        _, rest_shapes = jax.eval_shape(lambda s: one(s, 0), row(args[carry], 0))
+        rest = jax.tree_util.tree_map(
+            lambda a: jnp.zeros((axis_size, *a.shape), a.dtype), rest_shapes
+        )
+
+        def body(i, stacks):
+            stack, rest = stacks
+            new, r = one(row(stack, i), i)
+            return put(stack, new, i), put(rest, r, i)
+
+        out = jax.lax.fori_loop(0, axis_size, body, (args[carry], rest))
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return mapped

@@ -243,9 +243,11 @@ class Program:
 
             def own(settings, carry, stream_before, inputs):
                 run = base.configured(settings)
-                return run._updates(carry, stream_before, inputs, active is not None)
+                *carry, total = run._updates(carry, stream_before, inputs, active is not None)
+                return tuple(carry), total
 
-            learner_state, protocol_state, diverged_at, total = one_run_at_a_time(own)(
+            each = one_run_at_a_time(own, carry=1)  # the runs' learner states, in place
+            (learner_state, protocol_state, diverged_at), total = each(
                 state.get("settings"), carry, stream_before, inputs
             )
         new_state = {
