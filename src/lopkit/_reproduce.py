@@ -322,7 +322,6 @@ def image_lines(spec: Spec, doc: Path, root: Path) -> list[str]:
 
 def block_text(spec: Spec, dirs: dict[str, Path], doc: Path, root: Path) -> str:
     """The generated lines of one block (image paths relative to the doc's folder)."""
-
     parts = [table_markdown(spec, dirs)] if spec.columns else []
     parts += image_lines(spec, doc, root)
     parts.append(caption(spec, dirs))
@@ -484,7 +483,6 @@ def _run_study(spec: Spec, root: Path, out: Path, progress: bool, log: Callable[
     config = read_config(next(iter(dirs.values())))["run"]
 
     def text(doc: Path) -> str:
-
         parts = [_ranking(spec, best, probes, higher), *image_lines(spec, doc, root)]
         parts.append(_study_caption(spec, study, config, select, higher))
         return "\n\n".join(parts)
